@@ -1,0 +1,239 @@
+// Package config reads sweeper's configuration from the environment (contract §1).
+// Every variable may instead be given as NAME_FILE, a path whose content is the
+// value, which is how secrets are mounted in Kubernetes. Secrets are never printed.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Var documents one environment variable, for --help and the README.
+type Var struct {
+	Name    string
+	Default string
+	Secret  bool
+	Usage   string
+}
+
+// Vars lists every variable sweeper reads, in the order --help prints them.
+var Vars = []Var{
+	{"DATABASE_URL", "", true, "PostgreSQL connection string (required)"},
+	{"SWEEPER_HTTP_ADDR", ":8080", false, "listen address of the webhook/operator HTTP server"},
+	{"INTERLACE_BASE_URL", "https://api-sandbox.interlace.money", false, "Interlace API root"},
+	{"INTERLACE_CLIENT_ID", "", false, "OAuth client id (required unless INTERLACE_ACCESS_TOKEN)"},
+	{"INTERLACE_CLIENT_SECRET", "", true, "OAuth client secret (required unless INTERLACE_ACCESS_TOKEN)"},
+	{"INTERLACE_ACCESS_TOKEN", "", true, "a pre-issued access token; skips the OAuth flow"},
+	{"INTERLACE_ACCOUNT_ID", "", false, "the merchant's Interlace account id (required)"},
+	{"INTERLACE_WEBHOOK_SECRET", "INTERLACE_CLIENT_SECRET", true, "HMAC key for webhook signatures"},
+	{"INTERLACE_WEBHOOK_SECRET_PREVIOUS", "", true, "a second accepted webhook key, for rotation"},
+	{"INTERLACE_WEBHOOK_SIGNED_PART", "resource", false, "what the signature covers: resource or body"},
+	{"SWEEPER_INFINITY_WALLET_ID", "", false, "Infinity balance id to sweep into; discovered and cached when empty"},
+	{"SWEEPER_TARGET_CURRENCY", "USD", false, "currency credited in the Infinity Account"},
+	{"SWEEPER_SWEEP_CURRENCIES", "USD,USDC,USDT,WUSD", false, "deposit currencies that are swept; others are recorded and skipped"},
+	{"SWEEPER_ADMIN_TOKEN", "", true, "bearer token for the operator API (/v1/...); empty turns it off"},
+	{"SWEEPER_MAX_FEE_RATE", "0.02", false, "a redemption stops before money leaves when fees exceed this share"},
+	{"SWEEPER_WORKER_CONCURRENCY", "32", false, "sweeps in flight at once per process (throughput ~ concurrency / upstream latency)"},
+	{"SWEEPER_SWEEP_LEASE", "60s", false, "how long a claimed sweep is held before another worker may resume it; > upstream timeout"},
+	{"SWEEPER_RETRY_MAX_DELAY", "5m", false, "cap of the exponential retry backoff"},
+	{"SWEEPER_UPSTREAM_TIMEOUT", "10s", false, "per-request timeout for Interlace calls"},
+	{"SWEEPER_DB_MAX_CONNS", "16", false, "PostgreSQL pool size"},
+	{"SWEEPER_LOG_FORMAT", "json", false, "json (production) or console (development)"},
+	{"SWEEPER_LOG_LEVEL", "info", false, "debug, info, warn or error"},
+	{"SWEEPER_SHUTDOWN_TIMEOUT", "25s", false, "how long SIGTERM waits for in-flight requests and sweeps"},
+}
+
+// Config is the parsed configuration.
+type Config struct {
+	DatabaseURL            string
+	HTTPAddr               string
+	InterlaceBaseURL       string
+	ClientID               string
+	ClientSecret           string
+	AccessToken            string
+	AccountID              string
+	WebhookSecret          string
+	WebhookSecretPrevious  string
+	WebhookSignedPart      string
+	InfinityWalletID       string
+	TargetCurrency         string
+	SweepCurrencies        []string
+	AdminToken             string
+	MaxFeeRate             decimal.Decimal
+	WorkerConcurrency      int
+	SweepLease             time.Duration
+	RetryMaxDelay          time.Duration
+	UpstreamTimeout        time.Duration
+	DBMaxConns             int
+	LogFormat              string
+	LogLevel               string
+	ShutdownTimeout        time.Duration
+}
+
+// Getenv is os.Getenv's shape, so tests pass a map instead of touching the process.
+type Getenv func(string) string
+
+// ErrMissing is wrapped by every "required variable is missing" error.
+var ErrMissing = errors.New("missing required configuration")
+
+// Need says which parts of the configuration a command uses.
+type Need struct {
+	Database  bool
+	Interlace bool
+}
+
+// Load reads the configuration. The first problem is returned as one clear line
+// naming the variable.
+func Load(getenv Getenv, need Need) (*Config, error) {
+	r := reader{getenv: getenv}
+	c := &Config{
+		DatabaseURL:           r.str("DATABASE_URL"),
+		HTTPAddr:              r.str("SWEEPER_HTTP_ADDR"),
+		InterlaceBaseURL:      strings.TrimRight(r.str("INTERLACE_BASE_URL"), "/"),
+		ClientID:              r.str("INTERLACE_CLIENT_ID"),
+		ClientSecret:          r.str("INTERLACE_CLIENT_SECRET"),
+		AccessToken:           r.str("INTERLACE_ACCESS_TOKEN"),
+		AccountID:             r.str("INTERLACE_ACCOUNT_ID"),
+		WebhookSecret:         r.str("INTERLACE_WEBHOOK_SECRET"),
+		WebhookSecretPrevious: r.str("INTERLACE_WEBHOOK_SECRET_PREVIOUS"),
+		WebhookSignedPart:     strings.ToLower(r.str("INTERLACE_WEBHOOK_SIGNED_PART")),
+		InfinityWalletID:      r.str("SWEEPER_INFINITY_WALLET_ID"),
+		TargetCurrency:        strings.ToUpper(r.str("SWEEPER_TARGET_CURRENCY")),
+		AdminToken:            r.str("SWEEPER_ADMIN_TOKEN"),
+		MaxFeeRate:            r.dec("SWEEPER_MAX_FEE_RATE"),
+		WorkerConcurrency:     r.int("SWEEPER_WORKER_CONCURRENCY"),
+		SweepLease:            r.dur("SWEEPER_SWEEP_LEASE"),
+		RetryMaxDelay:         r.dur("SWEEPER_RETRY_MAX_DELAY"),
+		UpstreamTimeout:       r.dur("SWEEPER_UPSTREAM_TIMEOUT"),
+		DBMaxConns:            r.int("SWEEPER_DB_MAX_CONNS"),
+		LogFormat:             strings.ToLower(r.str("SWEEPER_LOG_FORMAT")),
+		LogLevel:              strings.ToLower(r.str("SWEEPER_LOG_LEVEL")),
+		ShutdownTimeout:       r.dur("SWEEPER_SHUTDOWN_TIMEOUT"),
+	}
+	for _, cur := range strings.Split(r.str("SWEEPER_SWEEP_CURRENCIES"), ",") {
+		if cur = strings.ToUpper(strings.TrimSpace(cur)); cur != "" {
+			c.SweepCurrencies = append(c.SweepCurrencies, cur)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if c.WebhookSecret == "" {
+		c.WebhookSecret = c.ClientSecret
+	}
+	if need.Database && c.DatabaseURL == "" {
+		return nil, fmt.Errorf("%w: DATABASE_URL", ErrMissing)
+	}
+	if need.Interlace {
+		switch {
+		case c.AccountID == "":
+			return nil, fmt.Errorf("%w: INTERLACE_ACCOUNT_ID", ErrMissing)
+		case c.AccessToken == "" && c.ClientID == "":
+			return nil, fmt.Errorf("%w: INTERLACE_CLIENT_ID (or INTERLACE_ACCESS_TOKEN)", ErrMissing)
+		case c.AccessToken == "" && c.ClientSecret == "":
+			return nil, fmt.Errorf("%w: INTERLACE_CLIENT_SECRET (or INTERLACE_ACCESS_TOKEN)", ErrMissing)
+		case c.WebhookSecret == "":
+			return nil, fmt.Errorf("%w: INTERLACE_WEBHOOK_SECRET (or INTERLACE_CLIENT_SECRET)", ErrMissing)
+		}
+	}
+	if c.WebhookSignedPart != "resource" && c.WebhookSignedPart != "body" {
+		return nil, fmt.Errorf("INTERLACE_WEBHOOK_SIGNED_PART must be resource or body, not %q", c.WebhookSignedPart)
+	}
+	if c.MaxFeeRate.IsNegative() || c.MaxFeeRate.GreaterThanOrEqual(decimal.NewFromInt(1)) {
+		return nil, fmt.Errorf("SWEEPER_MAX_FEE_RATE must be in [0, 1), not %s", c.MaxFeeRate)
+	}
+	if c.WorkerConcurrency < 1 || c.DBMaxConns < 2 {
+		return nil, fmt.Errorf("SWEEPER_WORKER_CONCURRENCY must be >= 1 and SWEEPER_DB_MAX_CONNS >= 2")
+	}
+	if c.SweepLease <= c.UpstreamTimeout {
+		return nil, fmt.Errorf("SWEEPER_SWEEP_LEASE (%s) must exceed SWEEPER_UPSTREAM_TIMEOUT (%s)", c.SweepLease, c.UpstreamTimeout)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		return nil, fmt.Errorf("SWEEPER_LOG_FORMAT must be json or console, not %q", c.LogFormat)
+	}
+	return c, nil
+}
+
+// String prints the configuration with every secret masked.
+func (c *Config) String() string {
+	mask := func(s string) string {
+		if s == "" {
+			return `""`
+		}
+		return "***"
+	}
+	return fmt.Sprintf("http=%s interlace=%s account=%s client_id=%s client_secret=%s access_token=%s "+
+		"webhook_secret=%s webhook_secret_previous=%s signed_part=%s infinity_wallet=%q target=%s sweep_currencies=%v "+
+		"admin_token=%s database_url=%s concurrency=%d lease=%s",
+		c.HTTPAddr, c.InterlaceBaseURL, c.AccountID, c.ClientID, mask(c.ClientSecret), mask(c.AccessToken),
+		mask(c.WebhookSecret), mask(c.WebhookSecretPrevious), c.WebhookSignedPart, c.InfinityWalletID,
+		c.TargetCurrency, c.SweepCurrencies, mask(c.AdminToken), mask(c.DatabaseURL), c.WorkerConcurrency, c.SweepLease)
+}
+
+type reader struct {
+	getenv Getenv
+	err    error
+}
+
+func defaultOf(name string) string {
+	for _, v := range Vars {
+		if v.Name == name {
+			if strings.HasPrefix(v.Default, "INTERLACE_") {
+				return "" // a default that names another variable is resolved by Load
+			}
+			return v.Default
+		}
+	}
+	return ""
+}
+
+func (r *reader) str(name string) string {
+	if v := r.getenv(name); v != "" {
+		return v
+	}
+	if path := r.getenv(name + "_FILE"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if r.err == nil {
+				// The path is not secret; the content would be, and is never echoed.
+				r.err = fmt.Errorf("%s_FILE: %w", name, err)
+			}
+			return ""
+		}
+		return strings.TrimRight(string(b), "\r\n")
+	}
+	return defaultOf(name)
+}
+
+func (r *reader) int(name string) int {
+	s := r.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("%s must be an integer, not %q", name, s)
+	}
+	return n
+}
+
+func (r *reader) dur(name string) time.Duration {
+	s := r.str(name)
+	d, err := time.ParseDuration(s)
+	if (err != nil || d <= 0) && r.err == nil {
+		r.err = fmt.Errorf("%s must be a positive duration like 30s, not %q", name, s)
+	}
+	return d
+}
+
+func (r *reader) dec(name string) decimal.Decimal {
+	s := r.str(name)
+	d, err := decimal.NewFromString(s)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("%s must be a decimal number, not %q", name, s)
+	}
+	return d
+}

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// Delivery outcomes, as stored in webhook_deliveries.outcome.
+const (
+	OutcomeDeposit  = "deposit"
+	OutcomeIgnored  = "ignored"
+	OutcomeUnusable = "unusable"
+)
+
+// Deposit statuses (deposits.status).
+const (
+	DepositPending = "pending"
+	DepositUnknown = "unknown"
+	DepositFinal   = "final"
+	DepositFailed  = "failed"
+)
+
+// Effect is what recording a delivery did.
+type Effect string
+
+// Effects returned by Ingest.
+const (
+	EffectDuplicate Effect = "duplicate" // the notification id was already recorded: nothing changed
+	EffectIgnored   Effect = "ignored"   // stored; not a deposit
+	EffectUnusable  Effect = "unusable"  // stored with its reason; nothing else
+	EffectCreated   Effect = "created"   // first sight of the deposit
+	EffectAdvanced  Effect = "advanced"  // the deposit moved forward
+	EffectUnchanged Effect = "unchanged" // the same state again
+	EffectStale     Effect = "stale"     // an older state, arriving late: ignored
+	EffectConflict  Effect = "conflict"  // contradicts a terminal deposit: kept for a human
+)
+
+// Delivery is one verified webhook delivery, ready to record.
+type Delivery struct {
+	NotificationID string
+	EventType      string
+	SignatureKey   int // 0 current secret, 1 previous
+	Body           []byte
+	Outcome        string // OutcomeDeposit, OutcomeIgnored or OutcomeUnusable
+	Reason         string // why it is unusable
+	TransferID     string // set when known, even for unusable deposits
+	Deposit        *DepositInput
+}
+
+// DepositInput is the deposit a delivery describes.
+type DepositInput struct {
+	TransferID        string
+	AccountID         string
+	WalletID          string
+	Chain             string
+	SourceAddress     string
+	DepositAddress    string
+	TxHash            string
+	Currency          string
+	Amount            decimal.Decimal
+	Fees              any // serialised to JSON as-is
+	UpstreamStatus    string
+	Status            string // DepositPending, DepositUnknown, DepositFinal, DepositFailed
+	UpstreamCreatedAt time.Time
+	UpstreamUpdatedAt time.Time
+	// SkipReason, when set on a final deposit, records why it will never be swept.
+	SkipReason string
+	// The sweep job, created in the same transaction once the deposit is final.
+	ClientTransactionID uuid.UUID
+	SweepAccountID      string
+	ToCurrency          string
+}
+
+const ingestSQL = `SELECT sweeper_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+	$16, $17, $18, $19, $20, $21, $22, $23, $24)`
+
+func ingestArgs(d *Delivery) ([]any, error) {
+	if d.NotificationID == "" {
+		return nil, fmt.Errorf("store: delivery without notification id")
+	}
+	args := []any{d.NotificationID, d.EventType, int16(d.SignatureKey), d.Body, d.Outcome, nullString(d.Reason), nullString(d.TransferID)}
+	if d.Outcome != OutcomeDeposit || d.Deposit == nil {
+		if d.Outcome == OutcomeDeposit {
+			return nil, fmt.Errorf("store: deposit delivery %s without deposit", d.NotificationID)
+		}
+		return append(args, make([]any, 17)...), nil
+	}
+	p := d.Deposit
+	if !p.Amount.IsPositive() {
+		return nil, fmt.Errorf("store: deposit %s: amount must be positive", p.TransferID)
+	}
+	fees, err := json.Marshal(p.Fees)
+	if err != nil {
+		return nil, fmt.Errorf("store: deposit %s fees: %w", p.TransferID, err)
+	}
+	if p.Fees == nil {
+		fees = []byte("[]")
+	}
+	args[6] = p.TransferID
+	return append(args, p.AccountID, p.WalletID, p.Chain, p.SourceAddress, p.DepositAddress, p.TxHash,
+		p.Currency, p.Amount, string(fees), p.UpstreamStatus, p.Status, nullTime(p.UpstreamCreatedAt),
+		nullTime(p.UpstreamUpdatedAt), nullString(p.SkipReason), p.ClientTransactionID, p.SweepAccountID,
+		p.ToCurrency), nil
+}
+
+// Ingest records one delivery in its own transaction (a single statement).
+func (s *Store) Ingest(ctx context.Context, d Delivery) (Effect, error) {
+	effects, err := s.IngestBatch(ctx, []Delivery{d})
+	if err != nil {
+		return "", err
+	}
+	return effects[0], nil
+}
+
+// IngestBatch records several deliveries in ONE transaction (group commit): one
+// WAL flush for all of them. Every statement is pipelined in a single round trip.
+// Either all are recorded or none is. Deadlocks between concurrent batches are
+// retried; effects come back in the order of ds.
+func (s *Store) IngestBatch(ctx context.Context, ds []Delivery) ([]Effect, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	// Lock rows in one global order (transfer id, then notification id) so that two
+	// batches never wait on each other in a cycle.
+	order := make([]int, len(ds))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		da, db := &ds[order[a]], &ds[order[b]]
+		if da.TransferID != db.TransferID {
+			return da.TransferID < db.TransferID
+		}
+		return da.NotificationID < db.NotificationID
+	})
+	argsets := make([][]any, len(ds))
+	for _, i := range order {
+		a, err := ingestArgs(&ds[i])
+		if err != nil {
+			return nil, err
+		}
+		argsets[i] = a
+	}
+	var effects []Effect
+	var err error
+	for try := 0; try < 5; try++ {
+		effects, err = s.ingestOnce(ctx, order, argsets)
+		if err == nil || !isRetryableTx(err) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, translate("store: ingest", err)
+	}
+	return effects, nil
+}
+
+func (s *Store) ingestOnce(ctx context.Context, order []int, argsets [][]any) ([]Effect, error) {
+	effects := make([]Effect, len(argsets))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, i := range order {
+			b.Queue(ingestSQL, argsets[i]...)
+		}
+		br := tx.SendBatch(ctx, b)
+		for _, i := range order {
+			var e string
+			if err := br.QueryRow().Scan(&e); err != nil {
+				_ = br.Close()
+				return err
+			}
+			effects[i] = Effect(e)
+		}
+		return br.Close()
+	})
+	return effects, err
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}

@@ -1,0 +1,268 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// Sweep statuses (sweeps.status).
+const (
+	SweepPending   = "pending"
+	SweepInFlight  = "in_flight"
+	SweepSucceeded = "succeeded"
+	SweepFailed    = "failed"
+)
+
+// Attempt outcomes (sweep_attempts.outcome).
+const (
+	AttemptSucceeded  = "succeeded"
+	AttemptRetry      = "retry"
+	AttemptRejected   = "rejected"
+	AttemptInProgress = "in_progress"
+)
+
+// Sweep is a claimed sweep job: everything needed to build the (frozen) request.
+type Sweep struct {
+	DepositID           string
+	ClientTransactionID uuid.UUID
+	LeaseToken          uuid.UUID
+	Attempts            int // including this claim
+	AccountID           string
+	FromWalletID        string
+	Currency            string
+	Amount              decimal.Decimal
+	ToWalletID          string
+	ToCurrency          string
+	CreatedAt           time.Time
+	Reclaimed           bool // a previous lease expired: the outcome of that attempt is unknown
+}
+
+// ClaimParams tells ClaimSweeps who claims and for how long.
+type ClaimParams struct {
+	Owner string
+	Limit int
+	// Lease is how long the claim holds before another worker may take the job over.
+	// It must exceed the upstream timeout, or two workers would overlap (harmlessly,
+	// the request is idempotent, but wastefully).
+	Lease time.Duration
+	// ToWalletID is the Infinity balance id, frozen into the sweep at its first claim.
+	ToWalletID string
+}
+
+const claimSQL = `
+WITH due AS (
+    SELECT deposit_id, status AS old_status
+      FROM sweeps
+     WHERE status IN ('pending', 'in_flight') AND run_at <= now()
+     ORDER BY run_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE sweeps s
+       SET status           = 'in_flight',
+           run_at           = now() + $2::interval,
+           lease_owner      = $3,
+           lease_token      = gen_random_uuid(),
+           attempts         = s.attempts + 1,
+           to_wallet_id     = COALESCE(s.to_wallet_id, $4),
+           first_attempt_at = COALESCE(s.first_attempt_at, now()),
+           updated_at       = now()
+      FROM due
+     WHERE s.deposit_id = due.deposit_id
+ RETURNING s.deposit_id, s.client_transaction_id, s.lease_token, s.attempts, s.account_id, s.from_wallet_id,
+           s.currency, s.amount, s.to_wallet_id, s.to_currency, s.created_at, due.old_status
+), ev AS (
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+    SELECT deposit_id, old_status, 'in_flight',
+           CASE WHEN old_status = 'in_flight' THEN 'lease expired; reclaimed by ' || $3 ELSE 'claimed by ' || $3 END
+      FROM upd
+)
+SELECT deposit_id, client_transaction_id, lease_token, attempts, account_id, from_wallet_id, currency, amount,
+       to_wallet_id, to_currency, created_at, old_status = 'in_flight'
+  FROM upd`
+
+// ClaimSweeps leases up to p.Limit due jobs. SKIP LOCKED lets any number of workers
+// claim concurrently without blocking each other or taking the same job; a job
+// whose lease expired (its worker died) is due again and is taken over with the
+// same clientTransactionId.
+func (s *Store) ClaimSweeps(ctx context.Context, p ClaimParams) ([]Sweep, error) {
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	if p.ToWalletID == "" {
+		return nil, fmt.Errorf("store: claim sweeps: no Infinity wallet id")
+	}
+	rows, err := s.pool.Query(ctx, claimSQL, p.Limit, p.Lease, p.Owner, p.ToWalletID)
+	if err != nil {
+		return nil, translate("store: claim sweeps", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Sweep, error) {
+		var sw Sweep
+		err := r.Scan(&sw.DepositID, &sw.ClientTransactionID, &sw.LeaseToken, &sw.Attempts, &sw.AccountID,
+			&sw.FromWalletID, &sw.Currency, &sw.Amount, &sw.ToWalletID, &sw.ToCurrency, &sw.CreatedAt, &sw.Reclaimed)
+		return sw, err
+	})
+	if err != nil {
+		return nil, translate("store: claim sweeps", err)
+	}
+	return out, nil
+}
+
+// Attempt describes one upstream call.
+type Attempt struct {
+	Worker     string
+	StartedAt  time.Time
+	Duration   time.Duration
+	HTTPStatus int
+	Code       string
+	Message    string
+	Outcome    string
+	Error      string
+}
+
+// SweepResult is the upstream's answer to a successful transfer.
+type SweepResult struct {
+	InterlaceTransferID string
+	UpstreamStatus      string
+	CreditedAmount      decimal.Decimal
+	CreditedCurrency    string
+	FeeAmount           decimal.Decimal
+	FeeCurrency         string
+}
+
+// The three outcome statements share one shape: update the sweep only while we
+// still hold the lease, record the state change, and record the attempt whatever
+// happened to the lease (the audit trail must show every call that left).
+const finishPrefix = `
+WITH upd AS (
+    UPDATE sweeps
+       SET %s,
+           lease_owner = NULL,
+           lease_token = NULL,
+           updated_at  = now()
+     WHERE deposit_id = $1 AND lease_token = $2 AND status = 'in_flight'
+ RETURNING deposit_id
+), ev AS (
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+    SELECT deposit_id, 'in_flight', $3, $4 FROM upd
+), att AS (
+    INSERT INTO sweep_attempts (deposit_id, attempt, client_transaction_id, worker, started_at, duration,
+                                http_status, code, message, outcome, error)
+    VALUES ($1, $5, $6, $7, $8, $9, $10, $11, $12,
+            CASE WHEN EXISTS (SELECT 1 FROM upd) THEN $13 ELSE 'lease_lost' END, $14)
+)
+SELECT count(*) FROM upd`
+
+func (s *Store) finish(ctx context.Context, op, set string, sw Sweep, toStatus, reason string, at Attempt, extra ...any) error {
+	sql := fmt.Sprintf(finishPrefix, set)
+	args := []any{sw.DepositID, sw.LeaseToken, toStatus, reason, sw.Attempts, sw.ClientTransactionID, at.Worker,
+		at.StartedAt, at.Duration, nullInt(at.HTTPStatus), nullString(at.Code), nullString(at.Message), at.Outcome,
+		nullString(at.Error)}
+	args = append(args, extra...)
+	var n int
+	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		return translate(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %s: %w", op, sw.DepositID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// CompleteSweep records a successful transfer.
+func (s *Store) CompleteSweep(ctx context.Context, sw Sweep, res SweepResult, at Attempt) error {
+	return s.finish(ctx, "store: complete sweep", `status = 'succeeded',
+           interlace_transfer_id = $15, upstream_status = $16, credited_amount = $17, credited_currency = $18,
+           fee_amount = $19, fee_currency = $20, swept_at = now(), last_error = NULL, last_error_code = NULL`,
+		sw, SweepSucceeded, "transfer "+res.InterlaceTransferID+" "+res.UpstreamStatus, at,
+		res.InterlaceTransferID, res.UpstreamStatus, res.CreditedAmount, res.CreditedCurrency,
+		res.FeeAmount, nullString(res.FeeCurrency))
+}
+
+// RetrySweep puts the job back to pending, due after delay (measured on the
+// database clock). The clientTransactionId and body never change.
+func (s *Store) RetrySweep(ctx context.Context, sw Sweep, delay time.Duration, code, reason string, at Attempt) error {
+	return s.finish(ctx, "store: retry sweep", `status = 'pending', run_at = now() + $15::interval,
+           last_error = $16, last_error_code = $17`,
+		sw, SweepPending, "retry in "+delay.Round(time.Millisecond).String()+": "+reason, at,
+		delay, reason, nullString(code))
+}
+
+// FailSweep ends the job: a definite rejection, surfaced with Interlace's reason.
+func (s *Store) FailSweep(ctx context.Context, sw Sweep, code, reason string, at Attempt) error {
+	return s.finish(ctx, "store: fail sweep", `status = 'failed', failed_at = now(),
+           last_error = $15, last_error_code = $16`,
+		sw, SweepFailed, "rejected: "+reason, at, reason, nullString(code))
+}
+
+// RequeueSweep lets an operator retry a failed sweep. The clientTransactionId is
+// kept, so if the rejected request had in fact gone through, the replay returns
+// the first result instead of moving money again.
+func (s *Store) RequeueSweep(ctx context.Context, depositID, reason string) error {
+	tag, err := s.pool.Exec(ctx, `
+WITH upd AS (
+    UPDATE sweeps SET status = 'pending', run_at = now(), failed_at = NULL, updated_at = now()
+     WHERE deposit_id = $1 AND status = 'failed'
+ RETURNING deposit_id
+), ev AS (
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+    SELECT deposit_id, 'failed', 'pending', $2 FROM upd
+)
+SELECT pg_notify('sweeper_sweeps', '') FROM upd`, depositID, "requeued: "+reason)
+	if err != nil {
+		return translate("store: requeue sweep", err)
+	}
+	if tag.RowsAffected() == 0 {
+		var status string
+		err := s.pool.QueryRow(ctx, `SELECT status FROM sweeps WHERE deposit_id = $1`, depositID).Scan(&status)
+		if err != nil {
+			return translate("store: requeue sweep "+depositID, err)
+		}
+		return fmt.Errorf("store: requeue sweep %s is %s: %w", depositID, status, ErrInvalidState)
+	}
+	return nil
+}
+
+// ReleaseLeases hands back every job this owner still holds (graceful shutdown),
+// so another replica picks them up at once instead of after the lease.
+func (s *Store) ReleaseLeases(ctx context.Context, owner string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `
+WITH upd AS (
+    UPDATE sweeps SET status = 'pending', run_at = now(), lease_owner = NULL, lease_token = NULL, updated_at = now()
+     WHERE status = 'in_flight' AND lease_owner = $1
+ RETURNING deposit_id
+)
+INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+SELECT deposit_id, 'in_flight', 'pending', 'lease released at shutdown of ' || $1 FROM upd`, owner)
+	if err != nil {
+		return 0, translate("store: release leases", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// QueueStats reports the number of sweeps not yet done (pending or in flight) and
+// the age of the oldest of them since its deposit became final: money that has
+// waited that long to reach the Infinity Account.
+func (s *Store) QueueStats(ctx context.Context) (depth int, oldest time.Duration, err error) {
+	var age float64
+	err = s.pool.QueryRow(ctx, `
+SELECT count(*),
+       COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+  FROM sweeps WHERE status IN ('pending', 'in_flight')`).Scan(&depth, &age)
+	if err != nil {
+		return 0, 0, translate("store: queue stats", err)
+	}
+	return depth, time.Duration(age * float64(time.Second)), nil
+}
+
+func nullInt(i int) any {
+	if i == 0 {
+		return nil
+	}
+	return i
+}
