@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sweeperhq/sweeper/internal/config"
+	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
+)
+
+// sandboxVars are read only by `sweeper sandbox`.
+var sandboxVars = []config.Var{
+	{Name: "SWEEPER_SANDBOX_ADDR", Default: ":8090", Usage: "listen address of the fake Interlace"},
+	{Name: "SANDBOX_WEBHOOK_URL", Default: "", Usage: "where deposit/withdrawal notifications are delivered (e.g. http://localhost:8080/webhooks/interlace)"},
+	{Name: "SANDBOX_WEBHOOK_SECRET", Default: "", Secret: true, Usage: "HMAC key the notifications are signed with (match INTERLACE_WEBHOOK_SECRET)"},
+	{Name: "SANDBOX_TIME_SCALE", Default: "1", Usage: "divide Interlace's webhook retry schedule by this"},
+	{Name: "SANDBOX_ACCOUNT_ID", Default: "b27c8873-e400-47cd-adc1-035cfa0d5347", Usage: "the one account the sandbox serves"},
+	{Name: "SANDBOX_SIGNED_PART", Default: "resource", Usage: "what the signature covers: resource or body"},
+	{Name: "SANDBOX_WITHDRAWAL_DELAY", Default: "2s", Usage: "how long a withdrawal stays Pending before Closed"},
+}
+
+func runSandbox(ctx context.Context, env config.Getenv, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sandbox", "Runs a fake Interlace over real HTTP: OAuth, every MoR guide endpoint with the guide's\n"+
+		"response shapes, an in-memory ledger, idempotent transfers, fault injection (PUT /sandbox/faults),\n"+
+		"deposits that deliver signed webhooks (POST /sandbox/deposits) and GET /sandbox/ledger.", stdout, sandboxVars)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	get := func(name string) string {
+		if v := env(name); v != "" {
+			return v
+		}
+		for _, v := range sandboxVars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	scale, err := strconv.ParseFloat(get("SANDBOX_TIME_SCALE"), 64)
+	if err != nil || scale <= 0 {
+		return fmt.Errorf("SANDBOX_TIME_SCALE must be a positive number, not %q", get("SANDBOX_TIME_SCALE"))
+	}
+	delay, err := time.ParseDuration(get("SANDBOX_WITHDRAWAL_DELAY"))
+	if err != nil {
+		return fmt.Errorf("SANDBOX_WITHDRAWAL_DELAY: %w", err)
+	}
+	log, err := newLogger(orDefault(env("SWEEPER_LOG_FORMAT"), "json"), orDefault(env("SWEEPER_LOG_LEVEL"), "info"), stderr)
+	if err != nil {
+		return err
+	}
+	srv := sandbox.New(sandbox.Config{
+		AccountID: get("SANDBOX_ACCOUNT_ID"), WebhookURL: get("SANDBOX_WEBHOOK_URL"),
+		WebhookSecret: get("SANDBOX_WEBHOOK_SECRET"), SignedPart: get("SANDBOX_SIGNED_PART"),
+		TimeScale: scale, WithdrawalDelay: delay, Logger: log.Named("sandbox"),
+	})
+	defer srv.Close()
+	ln, err := net.Listen("tcp", get("SWEEPER_SANDBOX_ADDR"))
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	log.Info("sandbox listening", zap.String("addr", ln.Addr().String()), zap.String("webhook_url", get("SANDBOX_WEBHOOK_URL")))
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

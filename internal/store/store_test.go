@@ -1,0 +1,440 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/ids"
+	"github.com/sweeperhq/sweeper/internal/pgtest"
+	"github.com/sweeperhq/sweeper/internal/store"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type bundle struct {
+	pool *pgxpool.Pool
+	ctx  context.Context
+}
+
+func setup(t *testing.T) (*store.Store, *bundle) {
+	t.Helper()
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	return store.New(pool), &bundle{pool: pool, ctx: context.Background()}
+}
+
+// deposit is a factory for deposit deliveries.
+func deposit(notificationID, transferID, upstreamStatus, status, amount string) store.Delivery {
+	return store.Delivery{
+		NotificationID: notificationID, EventType: "CRYPTO_TRANSFER.UPDATED", Body: []byte(`{"id":"` + notificationID + `"}`),
+		Outcome: store.OutcomeDeposit, TransferID: transferID,
+		Deposit: &store.DepositInput{
+			TransferID: transferID, AccountID: "acc", WalletID: "wallet-1", Chain: "ETH", Currency: "USDC",
+			Amount: decimal.RequireFromString(amount), UpstreamStatus: upstreamStatus, Status: status,
+			ClientTransactionID: ids.SweepTransactionID(transferID), SweepAccountID: "acc", ToCurrency: "USD",
+		},
+	}
+}
+
+func (b *bundle) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := b.pool.QueryRow(b.ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func mustIngest(t *testing.T, s *store.Store, d store.Delivery, want store.Effect) {
+	t.Helper()
+	got, err := s.Ingest(context.Background(), d)
+	if err != nil {
+		t.Fatalf("ingest %s: %v", d.NotificationID, err)
+	}
+	if got != want {
+		t.Fatalf("ingest %s: effect %q, want %q", d.NotificationID, got, want)
+	}
+}
+
+func TestIngest(t *testing.T) {
+	t.Run("DuplicateDeliveryIsNoOp", func(t *testing.T) {
+		s, b := setup(t)
+		d := deposit("n1", "t1", "Closed", store.DepositFinal, "10.5")
+		mustIngest(t, s, d, store.EffectCreated)
+		mustIngest(t, s, d, store.EffectDuplicate)
+		if n := b.count(t, `SELECT count(*) FROM deposits`); n != 1 {
+			t.Fatalf("deposits = %d", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweeps`); n != 1 {
+			t.Fatalf("sweeps = %d", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM deposit_events`); n != 1 {
+			t.Fatalf("deposit events = %d", n)
+		}
+	})
+
+	t.Run("SameTransferNewNotificationChangesNothing", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "10.5"), store.EffectCreated)
+		mustIngest(t, s, deposit("n2", "t1", "CLOSED", store.DepositFinal, "10.50"), store.EffectUnchanged)
+		if n := b.count(t, `SELECT count(*) FROM sweeps`); n != 1 {
+			t.Fatalf("sweeps = %d", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM webhook_deliveries`); n != 2 {
+			t.Fatalf("deliveries = %d, want both kept", n)
+		}
+	})
+
+	t.Run("OutOfOrderNeverMovesBackwards", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n2", "t1", "Closed", store.DepositFinal, "10.5"), store.EffectCreated)
+		mustIngest(t, s, deposit("n1", "t1", "Pending", store.DepositPending, "10.5"), store.EffectStale)
+		mustIngest(t, s, deposit("n3", "t1", "Failed", store.DepositFailed, "10.5"), store.EffectConflict)
+		var status, up string
+		if err := b.pool.QueryRow(b.ctx, `SELECT status, upstream_status FROM deposits WHERE id='t1'`).Scan(&status, &up); err != nil {
+			t.Fatal(err)
+		}
+		if status != store.DepositFinal || up != "Closed" {
+			t.Fatalf("deposit %s/%s, want final/Closed", status, up)
+		}
+		if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE effect='conflict' AND reason LIKE 'deposit is final%'`); n != 1 {
+			t.Fatalf("conflict not recorded with reason")
+		}
+	})
+
+	t.Run("PendingThenFinalCreatesOneSweepWithFinalAmount", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Pending", store.DepositPending, "10"), store.EffectCreated)
+		if n := b.count(t, `SELECT count(*) FROM sweeps`); n != 0 {
+			t.Fatalf("pending deposit got a sweep")
+		}
+		row, err := s.Ledger(b.ctx, "t1")
+		if err != nil || row.SweepStatus != "waiting" {
+			t.Fatalf("ledger %+v %v, want waiting", row, err)
+		}
+		mustIngest(t, s, deposit("n2", "t1", "Closed", store.DepositFinal, "10.000001"), store.EffectAdvanced)
+		row, err = s.Ledger(b.ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.SweepStatus != "pending" || !row.Amount.Equal(decimal.RequireFromString("10.000001")) {
+			t.Fatalf("ledger %+v", row)
+		}
+		if *row.ClientTransactionID != ids.SweepTransactionID("t1") {
+			t.Fatalf("client transaction id %s", row.ClientTransactionID)
+		}
+		if n := b.count(t, `SELECT count(*) FROM deposit_events WHERE deposit_id='t1' AND from_status='pending' AND to_status='final'`); n != 1 {
+			t.Fatalf("transition not recorded")
+		}
+	})
+
+	t.Run("FailedAndUnknownAndSkippedAreNeverSwept", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Rejected", store.DepositFailed, "1"), store.EffectCreated)
+		mustIngest(t, s, deposit("n2", "t2", "Weird", store.DepositUnknown, "1"), store.EffectCreated)
+		skip := deposit("n3", "t3", "Closed", store.DepositFinal, "1")
+		skip.Deposit.SkipReason = "currency ETH is not swept"
+		mustIngest(t, s, skip, store.EffectCreated)
+		if n := b.count(t, `SELECT count(*) FROM sweeps`); n != 0 {
+			t.Fatalf("sweeps = %d", n)
+		}
+		for id, want := range map[string]string{"t1": "skipped", "t2": "waiting", "t3": "skipped"} {
+			row, err := s.Ledger(b.ctx, id)
+			if err != nil || row.SweepStatus != want || row.LastError == nil {
+				t.Fatalf("%s: %+v %v, want %s with a reason", id, row, err, want)
+			}
+		}
+	})
+
+	t.Run("UnusableIsKeptWithReason", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, store.Delivery{NotificationID: "n1", Body: []byte("{}"), Outcome: store.OutcomeUnusable, Reason: "bad amount"}, store.EffectUnusable)
+		if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE outcome='unusable' AND reason='bad amount'`); n != 1 {
+			t.Fatalf("unusable delivery not kept")
+		}
+		if n := b.count(t, `SELECT count(*) FROM deposits`); n != 0 {
+			t.Fatalf("unusable delivery made a deposit")
+		}
+	})
+
+	t.Run("RejectsNonPositiveAmountBeforeSQL", func(t *testing.T) {
+		s, _ := setup(t)
+		if _, err := s.Ingest(context.Background(), deposit("n1", "t1", "Closed", store.DepositFinal, "0")); err == nil {
+			t.Fatal("zero amount accepted")
+		}
+	})
+}
+
+// Interlace may deliver the same notification many times at once, and several
+// notifications about one transfer concurrently: exactly one deposit and one sweep.
+func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
+	s, b := setup(t)
+	const n = 64
+	var wg sync.WaitGroup
+	effects := make(chan store.Effect, 2*n)
+	errs := make(chan error, 2*n)
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			e, err := s.Ingest(b.ctx, deposit("same-notification", "t1", "Closed", store.DepositFinal, "5"))
+			effects <- e
+			errs <- err
+		}()
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			e, err := s.Ingest(b.ctx, deposit(fmt.Sprintf("other-%d", i), "t1", "Closed", store.DepositFinal, "5"))
+			effects <- e
+			errs <- err
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	close(effects)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := map[store.Effect]int{}
+	for e := range effects {
+		counts[e]++
+	}
+	if counts[store.EffectCreated] != 1 || counts[store.EffectDuplicate] != n-1 || counts[store.EffectUnchanged] != n {
+		t.Fatalf("effects %v", counts)
+	}
+	if d, sw := b.count(t, `SELECT count(*) FROM deposits`), b.count(t, `SELECT count(*) FROM sweeps`); d != 1 || sw != 1 {
+		t.Fatalf("deposits=%d sweeps=%d", d, sw)
+	}
+}
+
+func TestBatcherGroupsAndAnswersEach(t *testing.T) {
+	s, b := setup(t)
+	var sizes []int
+	var mu sync.Mutex
+	bat := store.NewBatcher(s, store.BatcherOptions{Committers: 1, OnBatch: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+	const n = 200
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			e, err := bat.Ingest(b.ctx, deposit(fmt.Sprintf("n%d", i), fmt.Sprintf("t%d", i%50), "Closed", store.DepositFinal, "1"))
+			if err != nil || (e != store.EffectCreated && e != store.EffectUnchanged) {
+				t.Errorf("delivery %d: %q %v", i, e, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	bat.Close()
+	if _, err := bat.Ingest(b.ctx, deposit("late", "t-late", "Closed", store.DepositFinal, "1")); err == nil {
+		t.Fatal("closed batcher accepted a delivery")
+	}
+	total, batches := 0, 0
+	for _, sz := range sizes {
+		total += sz
+		batches++
+	}
+	if total != n {
+		t.Fatalf("committed %d deliveries, want %d", total, n)
+	}
+	if batches >= n {
+		t.Logf("no grouping happened (%d batches) — possible on an idle machine, not an error", batches)
+	}
+	if d, sw := b.count(t, `SELECT count(*) FROM deposits`), b.count(t, `SELECT count(*) FROM sweeps`); d != 50 || sw != 50 {
+		t.Fatalf("deposits=%d sweeps=%d", d, sw)
+	}
+}
+
+func TestBatchWithPoisonDeliveryRecordsTheOthers(t *testing.T) {
+	s, b := setup(t)
+	bat := store.NewBatcher(s, store.BatcherOptions{Committers: 1, MaxBatch: 8})
+	defer bat.Close()
+	// A currency longer than any sane code passes Go but is stored; make the poison
+	// a delivery whose outcome violates the table's CHECK instead.
+	poison := store.Delivery{NotificationID: "poison", Body: []byte("{}"), Outcome: "bogus"}
+	var wg sync.WaitGroup
+	results := make([]error, 9)
+	for i := 0; i < 9; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			d := deposit(fmt.Sprintf("n%d", i), fmt.Sprintf("t%d", i), "Closed", store.DepositFinal, "1")
+			if i == 4 {
+				d = poison
+			}
+			_, results[i] = bat.Ingest(b.ctx, d)
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range results {
+		if (i == 4) != (err != nil) {
+			t.Fatalf("delivery %d: err %v", i, err)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM deposits`); n != 8 {
+		t.Fatalf("deposits = %d, want 8", n)
+	}
+}
+
+func claim(t *testing.T, s *store.Store, owner string, limit int, lease time.Duration) []store.Sweep {
+	t.Helper()
+	got, err := s.ClaimSweeps(context.Background(), store.ClaimParams{Owner: owner, Limit: limit, Lease: lease, ToWalletID: "infinity-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestClaim(t *testing.T) {
+	t.Run("ConcurrentClaimersNeverShareAJob", func(t *testing.T) {
+		s, b := setup(t)
+		for i := 0; i < 300; i++ {
+			mustIngest(t, s, deposit(fmt.Sprintf("n%d", i), fmt.Sprintf("t%03d", i), "Closed", store.DepositFinal, "1"), store.EffectCreated)
+		}
+		var mu sync.Mutex
+		seen := map[string]string{}
+		var wg sync.WaitGroup
+		for w := 0; w < 6; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				owner := fmt.Sprintf("w%d", w)
+				for {
+					got := claim(t, s, owner, 7, time.Minute)
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, j := range got {
+						if prev, ok := seen[j.DepositID]; ok {
+							t.Errorf("%s claimed by %s and %s", j.DepositID, prev, owner)
+						}
+						seen[j.DepositID] = owner
+					}
+					mu.Unlock()
+				}
+			}(w)
+		}
+		wg.Wait()
+		if len(seen) != 300 {
+			t.Fatalf("claimed %d of 300", len(seen))
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweeps WHERE status='in_flight' AND to_wallet_id='infinity-1'`); n != 300 {
+			t.Fatalf("in flight = %d", n)
+		}
+	})
+
+	t.Run("ExpiredLeaseIsResumedWithTheSameID", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+		first := claim(t, s, "dead-worker", 10, 50*time.Millisecond)
+		if len(first) != 1 || first[0].Reclaimed {
+			t.Fatalf("first claim %+v", first)
+		}
+		if again := claim(t, s, "other", 10, time.Minute); len(again) != 0 {
+			t.Fatal("a live lease was claimed twice")
+		}
+		time.Sleep(100 * time.Millisecond)
+		second := claim(t, s, "other", 10, time.Minute)
+		if len(second) != 1 || !second[0].Reclaimed || second[0].Attempts != 2 {
+			t.Fatalf("second claim %+v", second)
+		}
+		if second[0].ClientTransactionID != first[0].ClientTransactionID || second[0].ClientTransactionID != ids.SweepTransactionID("t1") {
+			t.Fatal("resumed sweep changed its clientTransactionId")
+		}
+		// The dead worker comes back to life and tries to record: refused.
+		err := s.CompleteSweep(b.ctx, first[0], store.SweepResult{InterlaceTransferID: "x", UpstreamStatus: "CLOSED", CreditedAmount: decimal.NewFromInt(1), CreditedCurrency: "USD"}, store.Attempt{Worker: "dead-worker", StartedAt: time.Now(), Outcome: store.AttemptSucceeded})
+		if err == nil {
+			t.Fatal("stale lease holder recorded an outcome")
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_attempts WHERE outcome='lease_lost'`); n != 1 {
+			t.Fatalf("lease_lost attempt not audited")
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_events WHERE reason LIKE 'lease expired%'`); n != 1 {
+			t.Fatalf("reclaim not recorded")
+		}
+	})
+
+	t.Run("RetryFailRequeue", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+		j := claim(t, s, "w", 1, time.Minute)[0]
+		if err := s.RetrySweep(b.ctx, j, time.Hour, "", "HTTP 503", store.Attempt{Worker: "w", StartedAt: time.Now(), HTTPStatus: 503, Outcome: store.AttemptRetry}); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(t, s, "w", 1, time.Minute); len(got) != 0 {
+			t.Fatal("retry claimed before it was due")
+		}
+		if _, err := b.pool.Exec(b.ctx, `UPDATE sweeps SET run_at = now()`); err != nil {
+			t.Fatal(err)
+		}
+		j = claim(t, s, "w", 1, time.Minute)[0]
+		if err := s.FailSweep(b.ctx, j, "010023", "insufficient balance", store.Attempt{Worker: "w", StartedAt: time.Now(), Code: "010023", Outcome: store.AttemptRejected}); err != nil {
+			t.Fatal(err)
+		}
+		row, _ := s.Ledger(b.ctx, "t1")
+		if row.SweepStatus != "failed" || row.LastError == nil || *row.LastError != "insufficient balance" || row.Attempts != 2 {
+			t.Fatalf("ledger %+v", row)
+		}
+		if err := s.RequeueSweep(b.ctx, "t1", "fixed balance"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequeueSweep(b.ctx, "t1", "again"); err == nil {
+			t.Fatal("requeued a pending sweep")
+		}
+		j = claim(t, s, "w", 1, time.Minute)[0]
+		if j.ClientTransactionID != ids.SweepTransactionID("t1") {
+			t.Fatal("requeue changed the id")
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_events WHERE deposit_id='t1'`); n != 7 {
+			t.Fatalf("events = %d, want 7 (created, claimed, retry, claimed, failed, requeued, claimed)", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_attempts WHERE deposit_id='t1'`); n != 2 {
+			t.Fatalf("attempts = %d", n)
+		}
+	})
+
+	t.Run("ReleaseLeasesHandsJobsBack", func(t *testing.T) {
+		s, _ := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+		claim(t, s, "w", 1, time.Hour)
+		n, err := s.ReleaseLeases(context.Background(), "w")
+		if err != nil || n != 1 {
+			t.Fatalf("released %d %v", n, err)
+		}
+		if got := claim(t, s, "w2", 1, time.Hour); len(got) != 1 {
+			t.Fatal("released job not claimable")
+		}
+	})
+}
+
+func TestQueueStatsAndReady(t *testing.T) {
+	s, b := setup(t)
+	if err := s.Ready(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+	depth, _, err := s.QueueStats(b.ctx)
+	if err != nil || depth != 1 {
+		t.Fatalf("depth %d %v", depth, err)
+	}
+	if _, err := b.pool.Exec(b.ctx, `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ready(b.ctx); err == nil {
+		t.Fatal("ready with a missing migration")
+	}
+}
+
+

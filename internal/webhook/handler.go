@@ -1,0 +1,260 @@
+package webhook
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sweeperhq/sweeper/internal/ids"
+	"github.com/sweeperhq/sweeper/internal/metrics"
+	"github.com/sweeperhq/sweeper/internal/store"
+)
+
+// MaxBodyBytes is the largest delivery accepted (contract §3: 413 above 1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// Recorder durably records a delivery; *store.Store and the group-commit batcher
+// satisfy it. It must return only after the delivery is committed.
+type Recorder interface {
+	Ingest(ctx context.Context, d store.Delivery) (store.Effect, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	Verifier *Verifier
+	Recorder Recorder
+	// AccountID is the merchant account; a deposit naming another account is
+	// recorded but never swept.
+	AccountID string
+	// TargetCurrency is what the Infinity Account is credited in.
+	TargetCurrency string
+	// SweepCurrencies are the deposit currencies that are swept.
+	SweepCurrencies []string
+	Logger          *zap.Logger
+	Metrics         *metrics.Metrics
+}
+
+// Handler serves POST /webhooks/interlace.
+type Handler struct {
+	opts      Options
+	sweepable map[string]bool
+}
+
+// NewHandler builds the webhook handler.
+func NewHandler(opts Options) (*Handler, error) {
+	if opts.Verifier == nil || opts.Recorder == nil || opts.AccountID == "" {
+		return nil, errors.New("webhook: Verifier, Recorder and AccountID are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.TargetCurrency == "" {
+		opts.TargetCurrency = "USD"
+	}
+	h := &Handler{opts: opts, sweepable: map[string]bool{}}
+	for _, c := range opts.SweepCurrencies {
+		h.sweepable[strings.ToUpper(c)] = true
+	}
+	return h, nil
+}
+
+var ackBody = []byte(`{"received":true}` + "\n")
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	log := h.opts.Logger
+	reject := func(status int, outcome, msg string, fields ...zap.Field) {
+		h.opts.Metrics.Webhook(outcome)
+		log.Warn("webhook refused", append(fields, zap.String("outcome", outcome), zap.Int("status", status),
+			zap.String("remote", r.RemoteAddr), zap.Duration("duration", time.Since(start)))...)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"error":{"code":"`+outcome+`","message":"`+msg+`"}}`+"\n")
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reject(http.StatusRequestEntityTooLarge, "too_large", "body exceeds 1 MiB")
+			return
+		}
+		reject(http.StatusBadRequest, "bad_request", "could not read body")
+		return
+	}
+	sig := r.Header.Get("Signature")
+	if sig == "" {
+		reject(http.StatusUnauthorized, "bad_signature", "missing Signature header")
+		return
+	}
+
+	var env *Envelope
+	var keyIdx int
+	if h.opts.Verifier.SignsBody() {
+		// The signature covers the raw body: check it before parsing anything.
+		if keyIdx, err = h.opts.Verifier.Verify(sig, body, nil); err != nil {
+			reject(http.StatusUnauthorized, "bad_signature", "signature does not match")
+			return
+		}
+		if env, err = ParseEnvelope(body); err != nil {
+			// Signed but unparseable: kept for inspection, like any signed delivery we cannot use.
+			h.record(w, r.Context(), start, store.Delivery{
+				NotificationID: syntheticID(body), SignatureKey: keyIdx, Body: body,
+				Outcome: store.OutcomeUnusable, Reason: err.Error(),
+			})
+			return
+		}
+	} else {
+		if env, err = ParseEnvelope(body); err != nil {
+			// Nothing here is signed yet, so nothing is stored.
+			reject(http.StatusBadRequest, "bad_request", jsonSafe(err.Error()))
+			return
+		}
+		if keyIdx, err = h.opts.Verifier.Verify(sig, body, env); err != nil {
+			reject(http.StatusUnauthorized, "bad_signature", "signature does not match", zap.String("notification_id", safeID(env.ID)))
+			return
+		}
+	}
+
+	h.record(w, r.Context(), start, h.delivery(env, body, keyIdx))
+}
+
+// delivery classifies a verified envelope into what gets stored.
+func (h *Handler) delivery(env *Envelope, body []byte, keyIdx int) store.Delivery {
+	d := store.Delivery{
+		NotificationID: env.ID, EventType: env.EventType, SignatureKey: keyIdx, Body: body,
+		Outcome: store.OutcomeIgnored,
+	}
+	if d.NotificationID == "" || !printableID(d.NotificationID) {
+		// No usable delivery id: derive one from the bytes, so a redelivery of the
+		// same bytes is still recognised as one delivery.
+		d.NotificationID = syntheticID(body)
+		d.Outcome, d.Reason = store.OutcomeUnusable, "missing or malformed notification id"
+		return d
+	}
+	c, err := ClassifyResource(env.Resource)
+	if err != nil {
+		d.Outcome, d.Reason = store.OutcomeUnusable, err.Error()
+		return d
+	}
+	if c.Kind != KindDeposit || c.Deposit == nil {
+		return d
+	}
+	dep := c.Deposit
+	d.Outcome, d.TransferID = store.OutcomeDeposit, dep.TransferID
+	in := &store.DepositInput{
+		TransferID: dep.TransferID, AccountID: dep.AccountID, WalletID: dep.WalletID, Chain: dep.Chain,
+		SourceAddress: dep.SourceAddress, DepositAddress: dep.DepositAddress, TxHash: dep.TxHash,
+		Currency: dep.Currency, Amount: dep.Amount, Fees: dep.Fees, UpstreamStatus: dep.Status,
+		Status: depositStatus(dep.Class), UpstreamCreatedAt: dep.CreatedAt, UpstreamUpdatedAt: dep.UpdatedAt,
+		ClientTransactionID: ids.SweepTransactionID(dep.TransferID),
+		SweepAccountID:      h.opts.AccountID, ToCurrency: h.opts.TargetCurrency,
+	}
+	if in.AccountID == "" {
+		in.AccountID = h.opts.AccountID
+	}
+	switch {
+	case in.AccountID != h.opts.AccountID:
+		in.SkipReason = "deposit belongs to account " + in.AccountID + ", not the configured account"
+	case !h.sweepable[in.Currency]:
+		in.SkipReason = "currency " + in.Currency + " is not swept (SWEEPER_SWEEP_CURRENCIES)"
+	}
+	d.Deposit = in
+	return d
+}
+
+func (h *Handler) record(w http.ResponseWriter, ctx context.Context, start time.Time, d store.Delivery) {
+	effect, err := h.opts.Recorder.Ingest(ctx, d)
+	log := h.opts.Logger.With(zap.String("notification_id", safeID(d.NotificationID)),
+		zap.String("event_type", safeID(d.EventType)), zap.Duration("duration", time.Since(start)))
+	if d.TransferID != "" {
+		log = log.With(zap.String("deposit_id", d.TransferID))
+	}
+	if err != nil {
+		// Not committed: 503 makes Interlace deliver it again later.
+		h.opts.Metrics.Webhook("unavailable")
+		log.Error("webhook not recorded", zap.String("outcome", "unavailable"), zap.Error(err))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "10")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"could not record the delivery; retry"}}`+"\n")
+		return
+	}
+	outcome := d.Outcome
+	if effect == store.EffectDuplicate {
+		outcome = "duplicate"
+	}
+	h.opts.Metrics.Webhook(outcome)
+	if d.Deposit != nil && (effect == store.EffectCreated || effect == store.EffectAdvanced) {
+		h.opts.Metrics.Deposit(d.Deposit.Status)
+	}
+	fields := []zap.Field{zap.String("outcome", outcome), zap.String("effect", string(effect))}
+	if d.Reason != "" {
+		fields = append(fields, zap.String("reason", d.Reason))
+	}
+	if d.Outcome == store.OutcomeUnusable || effect == store.EffectConflict {
+		log.Warn("webhook recorded", fields...)
+	} else {
+		log.Info("webhook recorded", fields...)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(ackBody)
+}
+
+func depositStatus(c StatusClass) string {
+	switch c {
+	case ClassFinal:
+		return store.DepositFinal
+	case ClassFailed:
+		return store.DepositFailed
+	case ClassPending:
+		return store.DepositPending
+	default:
+		return store.DepositUnknown
+	}
+}
+
+func syntheticID(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func printableID(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// safeID keeps attacker-controlled text out of logs in a bounded, printable form.
+func safeID(s string) string {
+	if printableID(s) {
+		return s
+	}
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.ToValidUTF8(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s), "?")
+}
+
+func jsonSafe(s string) string {
+	return strings.NewReplacer(`"`, `'`, `\`, `/`, "\n", " ").Replace(s)
+}
