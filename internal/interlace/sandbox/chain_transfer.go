@@ -1,0 +1,270 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// POST /open-api/v3/cryptoconnect/transfers/fee-and-quota — envelope B.
+func (s *Server) handleFeeAndQuota(c *call) {
+	var req wireFeeQuotaReq
+	if !c.decode(&req) || !c.begin() {
+		return
+	}
+	if req.AccountID != "" {
+		if e := s.checkAccount(req.AccountID); e != nil {
+			c.fail(e)
+			return
+		}
+	}
+	cur := strings.ToUpper(strings.TrimSpace(req.Amount.Currency))
+	if !isStablecoin(cur) {
+		c.fail(invalidf("amount.currency %q is not supported (USDC, USDT or WUSD)", req.Amount.Currency))
+		return
+	}
+	if req.Amount.Amount != "" {
+		if _, e := req.Amount.Amount.parse("amount.amount", currencyPlaces[cur]); e != nil {
+			c.fail(e)
+			return
+		}
+	}
+	c.ok(wireFeeQuota{
+		CrossChainQuota:   "10000",
+		CrossChainFeeRate: "0.003",
+		CrossChainAmount:  "0",
+		Fees:              []wireGasFee{{Amount: s.cfg.GasFee.String(), Currency: cur, Type: "GAS"}},
+	})
+}
+
+// POST /open-api/v3/cryptoconnect/transfers — a withdrawal, envelope B, idempotent on idempotencyKey: a repeat
+// answers the same transfer (in its current state) and moves nothing. amount + gas leave the wallet at once;
+// the transfer is Pending without a hash and becomes Closed with one after WithdrawalDelay.
+func (s *Server) handleCreateChainTransfer(c *call) {
+	var req wireChainTransferReq
+	if !c.decode(&req) || !c.begin(req.IdempotencyKey, c.r.Header.Get("Idempotency-Key")) {
+		return
+	}
+	rec, conflict, e := s.createChainTransfer(&req)
+	if conflict {
+		s.countConflict(req.IdempotencyKey)
+	}
+	if e != nil {
+		c.fail(e)
+		return
+	}
+	c.ok(rec.wire(s.cfg.AccountID))
+}
+
+func (s *Server) createChainTransfer(req *wireChainTransferReq) (*chainRec, bool, *apiError) {
+	if req.IdempotencyKey == "" {
+		return nil, false, invalidf("idempotencyKey is required")
+	}
+	if req.AccountID != "" {
+		if e := s.checkAccount(req.AccountID); e != nil {
+			return nil, false, e
+		}
+	}
+	switch strings.ToLower(req.Source.Type) {
+	case "", "cryptoconnect_wallet", "wallet":
+	default:
+		return nil, false, invalidf("source.type %q is not supported (cryptoconnect_wallet)", req.Source.Type)
+	}
+	switch strings.ToLower(req.Destination.Type) {
+	case "", "blockchain":
+	default:
+		return nil, false, invalidf("destination.type %q is not supported (blockchain)", req.Destination.Type)
+	}
+	if req.Source.ID == "" {
+		return nil, false, invalidf("source.id is required")
+	}
+	chain, address := strings.TrimSpace(req.Destination.Chain), strings.TrimSpace(req.Destination.Address)
+	if chain == "" || address == "" {
+		return nil, false, invalidf("destination.chain and destination.address are required")
+	}
+	cur := strings.ToUpper(strings.TrimSpace(req.Amount.Currency))
+	if !isStablecoin(cur) {
+		return nil, false, invalidf("amount.currency %q is not supported (USDC, USDT or WUSD)", req.Amount.Currency)
+	}
+	amount, e := req.Amount.Amount.parse("amount.amount", currencyPlaces[cur])
+	if e != nil {
+		return nil, false, e
+	}
+	fee := s.cfg.GasFee
+	total := amount.Add(fee)
+	fp := fmt.Sprintf("%s|%s|%s|%s|%s", req.Source.ID, chain, strings.ToLower(address), cur, amount)
+
+	now := time.Now()
+	s.mu.Lock()
+	if idx, ok := s.chainByKey[req.IdempotencyKey]; ok {
+		r := s.chains[idx]
+		s.mu.Unlock()
+		return r, r.fingerprint != fp, nil
+	}
+	w := s.resolveWalletLocked(req.Source.ID)
+	if w == nil {
+		s.mu.Unlock()
+		return nil, false, notFoundf("CryptoConnect wallet %q does not exist", req.Source.ID)
+	}
+	bal := w.balance(cur)
+	if bal.LessThan(total) {
+		s.mu.Unlock()
+		return nil, false, insufficientf("insufficient balance: wallet %s holds %s %s, %s + %s gas requested", w.id, bal, cur, amount, fee)
+	}
+	w.setBalance(cur, bal.Sub(total))
+	rec := &chainRec{
+		BlockchainTransfer: BlockchainTransfer{
+			ID: s.rng.uuid(), IdempotencyKey: req.IdempotencyKey, WalletID: w.id, Chain: chain, Address: address,
+			Currency: cur, Amount: amount, Fee: fee, Status: "Pending", CreateTime: msString(now),
+			UpdateTime: msString(now),
+		},
+		stats:       &deliveryStats{},
+		source:      wireEndpoint{Type: "cryptoconnect_wallet", ID: req.Source.ID},
+		destination: wireEndpoint{Type: "blockchain", Chain: chain, Address: address},
+		fingerprint: fp,
+	}
+	s.chains = append(s.chains, rec)
+	idx := len(s.chains) - 1
+	s.chainByKey[rec.IdempotencyKey] = idx
+	xr := xref{idx: idx}
+	s.transfers = append(s.transfers, xr)
+	s.transferByID[rec.ID] = xr
+	s.mu.Unlock()
+
+	var pending *notification
+	if s.cfg.WebhookURL != "" {
+		pending = s.newNotification(EventTransferCreated, rec.wire(s.cfg.AccountID), rec.stats)
+		s.release(pending)
+	}
+	s.sched.at(now.Add(s.cfg.WithdrawalDelay), true, func(context.Context) { s.settle(idx, pending) })
+	return rec, false, nil
+}
+
+// settle closes a Pending withdrawal: the chain has confirmed it, so it gets its transaction hash. The record is
+// replaced, not mutated, so snapshots taken earlier stay consistent.
+func (s *Server) settle(idx int, pending *notification) {
+	hash := s.rng.hex0x(64)
+	now := time.Now()
+	s.mu.Lock()
+	old := s.chains[idx]
+	nr := *old
+	nr.Status = "Closed"
+	nr.TransactionHash = hash
+	nr.UpdateTime = msString(now)
+	s.chains[idx] = &nr
+	s.mu.Unlock()
+	if s.cfg.WebhookURL != "" {
+		s.releaseAfter(pending, s.newNotification(EventTransferUpdated, nr.wire(s.cfg.AccountID), nr.stats))
+	}
+}
+
+func (c *chainRec) wire(accountID string) wireCryptoTransfer {
+	return wireCryptoTransfer{
+		ID:              c.ID,
+		AccountID:       accountID,
+		IdempotencyKey:  c.IdempotencyKey,
+		Source:          c.source,
+		Destination:     c.destination,
+		Amount:          wireAmount{Amount: c.Amount.String(), Currency: c.Currency},
+		Fees:            []wireGasFee{{Amount: c.Fee.String(), Currency: c.Currency, Type: "GAS"}},
+		Status:          c.Status,
+		TransactionHash: c.TransactionHash,
+		CreateTime:      c.CreateTime,
+		UpdateTime:      c.UpdateTime,
+	}
+}
+
+// transferWireLocked renders a deposit or a withdrawal. Caller holds s.mu.
+func (s *Server) transferWireLocked(xr xref) wireCryptoTransfer {
+	if xr.deposit {
+		d := s.deposits[xr.idx]
+		return d.wire(d.Status, d.created)
+	}
+	return s.chains[xr.idx].wire(s.cfg.AccountID)
+}
+
+// GET /open-api/v3/cryptoconnect/transfers/{id} — a deposit or a withdrawal, envelope B.
+func (s *Server) handleGetTransfer(c *call) {
+	if !c.begin() {
+		return
+	}
+	id := c.r.PathValue("id")
+	s.mu.Lock()
+	xr, ok := s.transferByID[id]
+	var out wireCryptoTransfer
+	if ok {
+		out = s.transferWireLocked(xr)
+	}
+	s.mu.Unlock()
+	if !ok {
+		c.fail(notFoundf("transfer %q does not exist", id))
+		return
+	}
+	c.ok(out)
+}
+
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// GET /open-api/v3/cryptoconnect/transfers?accountId=&walletId=&page=&limit= — deposits and withdrawals,
+// newest first, as {list, total} in envelope B. page starts at 1; limit defaults to 100 (max 1000).
+func (s *Server) handleListTransfers(c *call) {
+	if !c.begin() {
+		return
+	}
+	q := c.r.URL.Query()
+	page, e := positiveParam(q.Get("page"), 1, 1<<30)
+	if e != nil {
+		c.fail(e)
+		return
+	}
+	limit, e := positiveParam(q.Get("limit"), defaultListLimit, maxListLimit)
+	if e != nil {
+		c.fail(e)
+		return
+	}
+	if acct := q.Get("accountId"); acct != "" && acct != s.cfg.AccountID {
+		c.ok(newList[wireCryptoTransfer](nil, 0))
+		return
+	}
+	walletID := q.Get("walletId")
+	skip := (page - 1) * limit
+	var out []wireCryptoTransfer
+	total := 0
+	s.mu.Lock()
+	for i := len(s.transfers) - 1; i >= 0; i-- {
+		xr := s.transfers[i]
+		if walletID != "" {
+			var wid string
+			if xr.deposit {
+				wid = s.deposits[xr.idx].WalletID
+			} else {
+				wid = s.chains[xr.idx].WalletID
+			}
+			if wid != walletID {
+				continue
+			}
+		}
+		if total >= skip && len(out) < limit {
+			out = append(out, s.transferWireLocked(xr))
+		}
+		total++
+	}
+	s.mu.Unlock()
+	c.ok(newList(out, total))
+}
+
+func positiveParam(v string, def, maxV int) (int, *apiError) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, invalidf("%q is not a positive integer", v)
+	}
+	return min(n, maxV), nil
+}

@@ -1,0 +1,178 @@
+// Package sandbox is a fake Interlace Open API served over real HTTP.
+//
+// It backs the quick start (`sweeper sandbox`), the end-to-end tests, the chaos harness and the benchmarks. It
+// implements the OAuth token flow and every endpoint of the CryptoConnect MoR guide with the guide's response
+// shapes and envelopes, keeps an in-memory ledger, makes transfers idempotent, delivers signed webhooks with
+// Interlace's retry schedule, and can inject upstream faults.
+//
+// The package deliberately has its own wire structs and does not import the real client
+// (internal/interlace): a misunderstanding of the wire format in one must not be hidden by sharing code with
+// the other.
+package sandbox
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+)
+
+// Defaults taken from the MoR guide's examples, so that a quick start against the sandbox reproduces the guide's
+// numbers.
+const (
+	DefaultAccountID        = "b27c8873-e400-47cd-adc1-035cfa0d5347"
+	DefaultInfinityWalletID = "63b2af21-1e8c-407b-8df9-10adc05963aa"
+	DefaultMasterWalletID   = "32aae8b7-4a69-474f-b7d5-337e190af878"
+)
+
+// SignedPart values: what the webhook Signature covers.
+const (
+	SignedPartResource = "resource"
+	SignedPartBody     = "body"
+)
+
+// Config configures a Server. The zero value is usable: every zero field takes the default documented on it.
+// Because zero means "default", a rate cannot be configured to exactly zero; use a tiny value instead.
+type Config struct {
+	// AccountID is the one account the sandbox serves. Default DefaultAccountID (the guide's).
+	AccountID string
+	// InfinityWalletID is the id of the account's Infinity Account USD balance. Default DefaultInfinityWalletID.
+	InfinityWalletID string
+	// InfinityAvailable is the Infinity balance at start. Default 56846.52 (the guide's).
+	InfinityAvailable decimal.Decimal
+	// MasterWalletID is the account's master CryptoConnect wallet. It starts with 1000 USDC and 1000 USDT so that
+	// withdrawals can pay gas without a deposit first. Default DefaultMasterWalletID.
+	MasterWalletID string
+
+	// WebhookURL receives the notifications; "" disables delivery (balances still move).
+	WebhookURL string
+	// WebhookSecret is the HMAC-SHA256 key of the Signature header.
+	WebhookSecret string
+	// SignedPart is SignedPartResource (default, the `resource` text) or SignedPartBody (the raw body).
+	SignedPart string
+	// TimeScale divides Interlace's webhook retry schedule (10 s … 2 h) so tests can watch retries. Default 1.
+	TimeScale float64
+	// DeliveryWorkers bounds concurrent webhook deliveries. Default 32: enough to keep a slow receiver busy
+	// without one goroutine per notification.
+	DeliveryWorkers int
+	// DeliveryTimeout is the per-attempt deadline; Interlace documents 5 s. Default 5s.
+	DeliveryTimeout time.Duration
+	// DuplicateMaxDelay bounds how late an injected duplicate delivery may come after the original was
+	// released. Default 1s.
+	DuplicateMaxDelay time.Duration
+
+	// TransferFeeRate is the fee share of an internal CryptoConnect stablecoin -> Infinity transfer. Default
+	// 0.005 (the guide: 10 USDC -> fee 0.05, 9.95 USD credited).
+	TransferFeeRate decimal.Decimal
+	// TradeFeeRate is the fee share of a trade's rfqAmount. Default 0.005 (the guide: 10 USD -> fee 0.05).
+	TradeFeeRate decimal.Decimal
+	// TradeRate converts quote into base currency. Default 1.
+	TradeRate decimal.Decimal
+	// GasFee is the network fee of a blockchain transfer, in the transfer currency. Default 0.2 (the guide's).
+	GasFee decimal.Decimal
+	// WithdrawalDelay is how long a blockchain transfer stays Pending before it is Closed. Default 2s.
+	WithdrawalDelay time.Duration
+	// TokenTTL is the lifetime (expiresIn) of issued access tokens. Default 24h (the documented value).
+	TokenTTL time.Duration
+	// StaticToken, when set, is accepted as an access token without the OAuth flow (INTERLACE_ACCESS_TOKEN).
+	StaticToken string
+
+	// Seed seeds the random source (ids, hashes, fault and duplicate rolls); 0 seeds from the clock.
+	Seed int64
+	// Logger defaults to a no-op logger.
+	Logger *zap.Logger
+	// HTTPClient delivers webhooks. Default: a client whose transport keeps DeliveryWorkers idle connections
+	// per host, so a busy receiver is not hammered with new connections.
+	HTTPClient *http.Client
+}
+
+// Faults are injected into the /open-api business endpoints (not OAuth, not /sandbox).
+type Faults struct {
+	// ErrorRate is the share of requests answered 500/502/503/429 without being applied.
+	ErrorRate float64 `json:"errorRate"`
+	// LatencyMs is slept before every request is handled.
+	LatencyMs int `json:"latencyMs"`
+	// TimeoutAfterCommitRate is the share of requests that are applied and then answered by closing the
+	// connection, so the client cannot know the outcome.
+	TimeoutAfterCommitRate float64 `json:"timeoutAfterCommitRate"`
+	// DuplicateDeliveryRate is the share of webhook notifications delivered a second time, possibly
+	// concurrently with or after the original.
+	DuplicateDeliveryRate float64 `json:"duplicateDeliveryRate"`
+}
+
+func (f Faults) validate() error {
+	for name, v := range map[string]float64{
+		"errorRate":              f.ErrorRate,
+		"timeoutAfterCommitRate": f.TimeoutAfterCommitRate,
+		"duplicateDeliveryRate":  f.DuplicateDeliveryRate,
+	} {
+		if v < 0 || v > 1 {
+			return invalidf("%s must be between 0 and 1, got %v", name, v)
+		}
+	}
+	if f.LatencyMs < 0 || f.LatencyMs > 60_000 {
+		return invalidf("latencyMs must be between 0 and 60000, got %d", f.LatencyMs)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.AccountID == "" {
+		c.AccountID = DefaultAccountID
+	}
+	if c.InfinityWalletID == "" {
+		c.InfinityWalletID = DefaultInfinityWalletID
+	}
+	if c.InfinityAvailable.IsZero() {
+		c.InfinityAvailable = decimal.RequireFromString("56846.52")
+	}
+	if c.MasterWalletID == "" {
+		c.MasterWalletID = DefaultMasterWalletID
+	}
+	if c.SignedPart == "" {
+		c.SignedPart = SignedPartResource
+	}
+	if c.TimeScale <= 0 {
+		c.TimeScale = 1
+	}
+	if c.DeliveryWorkers <= 0 {
+		c.DeliveryWorkers = 32
+	}
+	if c.DeliveryTimeout <= 0 {
+		c.DeliveryTimeout = 5 * time.Second
+	}
+	if c.DuplicateMaxDelay <= 0 {
+		c.DuplicateMaxDelay = time.Second
+	}
+	if c.TransferFeeRate.IsZero() {
+		c.TransferFeeRate = decimal.RequireFromString("0.005")
+	}
+	if c.TradeFeeRate.IsZero() {
+		c.TradeFeeRate = decimal.RequireFromString("0.005")
+	}
+	if c.TradeRate.IsZero() {
+		c.TradeRate = decimal.NewFromInt(1)
+	}
+	if c.GasFee.IsZero() {
+		c.GasFee = decimal.RequireFromString("0.2")
+	}
+	if c.WithdrawalDelay <= 0 {
+		c.WithdrawalDelay = 2 * time.Second
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 24 * time.Hour
+	}
+	if c.Seed == 0 {
+		c.Seed = time.Now().UnixNano()
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = c.DeliveryWorkers
+		c.HTTPClient = &http.Client{Transport: tr}
+	}
+	return c
+}
