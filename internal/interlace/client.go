@@ -212,7 +212,7 @@ func (c *Client) roundTrip(ctx context.Context, r call, target string, payload [
 		// The status line arrived but the body did not. Whatever the status said, there is no complete
 		// answer, so this counts as "no HTTP answer" (HTTPStatus 0) and the outcome is unknown.
 		return 0, nil, nil, &APIError{Endpoint: r.endpoint,
-			Message: fmt.Sprintf("HTTP %d answer cut short: %s", resp.StatusCode, transportLabel(err)),
+			Message:   fmt.Sprintf("HTTP %d answer cut short: %s", resp.StatusCode, transportLabel(err)),
 			Retryable: true, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now()), Err: err}
 	}
 	return resp.StatusCode, resp.Header, body, nil

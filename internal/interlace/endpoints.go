@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/shopspring/decimal"
 )
@@ -43,9 +44,10 @@ func positive(endpoint, field string, d decimal.Decimal) error {
 
 // echoed guards against an answer that belongs to another request (a proxy or cache mix-up, or an
 // idempotency key collision upstream). It is a definite error: recording that answer as ours would
-// attach someone else's transfer to our record.
+// attach someone else's transfer to our record. Case is ignored because the keys are usually UUIDs,
+// whose hex digits may come back in upper case.
 func echoed(endpoint, field, sent, got string) error {
-	if got != "" && got != sent {
+	if got != "" && !strings.EqualFold(got, sent) {
 		return &APIError{Endpoint: endpoint, HTTPStatus: http.StatusOK,
 			Message: fmt.Sprintf("answer is for %s %q, not %q", field, got, sent), Err: ErrMalformedResponse}
 	}
