@@ -16,21 +16,11 @@ import (
 	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
 )
 
-// sandboxVars are read only by `sweeper sandbox`.
-var sandboxVars = []config.Var{
-	{Name: "SWEEPER_SANDBOX_ADDR", Default: ":8090", Usage: "listen address of the fake Interlace"},
-	{Name: "SANDBOX_WEBHOOK_URL", Default: "", Usage: "where deposit/withdrawal notifications are delivered (e.g. http://localhost:8080/webhooks/interlace)"},
-	{Name: "SANDBOX_WEBHOOK_SECRET", Default: "", Secret: true, Usage: "HMAC key the notifications are signed with (match INTERLACE_WEBHOOK_SECRET)"},
-	{Name: "SANDBOX_TIME_SCALE", Default: "1", Usage: "divide Interlace's webhook retry schedule by this"},
-	{Name: "SANDBOX_ACCOUNT_ID", Default: "b27c8873-e400-47cd-adc1-035cfa0d5347", Usage: "the one account the sandbox serves"},
-	{Name: "SANDBOX_SIGNED_PART", Default: "resource", Usage: "what the signature covers: resource or body"},
-	{Name: "SANDBOX_WITHDRAWAL_DELAY", Default: "2s", Usage: "how long a withdrawal stays Pending before Closed"},
-}
 
 func runSandbox(ctx context.Context, env config.Getenv, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sandbox", "Runs a fake Interlace over real HTTP: OAuth, every MoR guide endpoint with the guide's\n"+
 		"response shapes, an in-memory ledger, idempotent transfers, fault injection (PUT /sandbox/faults),\n"+
-		"deposits that deliver signed webhooks (POST /sandbox/deposits) and GET /sandbox/ledger.", stdout, sandboxVars)
+		"deposits that deliver signed webhooks (POST /sandbox/deposits) and GET /sandbox/ledger.", stdout, config.SandboxVars)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +28,7 @@ func runSandbox(ctx context.Context, env config.Getenv, args []string, stdout, s
 		if v := env(name); v != "" {
 			return v
 		}
-		for _, v := range sandboxVars {
+		for _, v := range config.SandboxVars {
 			if v.Name == name {
 				return v.Default
 			}

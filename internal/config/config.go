@@ -49,6 +49,17 @@ var Vars = []Var{
 	{"SWEEPER_SHUTDOWN_TIMEOUT", "25s", false, "how long SIGTERM waits for in-flight requests and sweeps"},
 }
 
+// SandboxVars are read only by `sweeper sandbox`.
+var SandboxVars = []Var{
+	{Name: "SWEEPER_SANDBOX_ADDR", Default: ":8090", Usage: "listen address of the fake Interlace"},
+	{Name: "SANDBOX_WEBHOOK_URL", Default: "", Usage: "where deposit/withdrawal notifications are delivered (e.g. http://localhost:8080/webhooks/interlace)"},
+	{Name: "SANDBOX_WEBHOOK_SECRET", Default: "", Secret: true, Usage: "HMAC key the notifications are signed with (match INTERLACE_WEBHOOK_SECRET)"},
+	{Name: "SANDBOX_TIME_SCALE", Default: "1", Usage: "divide Interlace's webhook retry schedule by this"},
+	{Name: "SANDBOX_ACCOUNT_ID", Default: "b27c8873-e400-47cd-adc1-035cfa0d5347", Usage: "the one account the sandbox serves"},
+	{Name: "SANDBOX_SIGNED_PART", Default: "resource", Usage: "what the signature covers: resource or body"},
+	{Name: "SANDBOX_WITHDRAWAL_DELAY", Default: "2s", Usage: "how long a withdrawal stays Pending before Closed"},
+}
+
 // Config is the parsed configuration.
 type Config struct {
 	DatabaseURL            string
