@@ -153,6 +153,7 @@ func TestKustomizations(t *testing.T) {
 		if k.Namespace != "" {
 			t.Errorf("%s: namespace %q set; the base must stay namespace-agnostic", d, k.Namespace)
 		}
+		//lint:ignore SA1019 reading the deprecated field is the point: it must stay unused.
 		if len(k.CommonLabels) > 0 {
 			t.Errorf("%s: commonLabels is deprecated (and rewrites immutable selectors); use labels", d)
 		}
