@@ -155,10 +155,10 @@ func (c *Client) do(ctx context.Context, r call, out any) error {
 		token, err := c.tokens.Token(ctx)
 		if err != nil {
 			// Retryable: missing credentials must delay a money movement, never fail it for good.
-			return &APIError{Endpoint: r.endpoint, Message: "no access token", Retryable: true, Err: fmt.Errorf("%w: %w", ErrNoToken, err)}
+			return &APIError{Endpoint: r.endpoint, Retryable: true, Err: fmt.Errorf("%w: %w", ErrNoToken, err)}
 		}
 		if token == "" {
-			return &APIError{Endpoint: r.endpoint, Message: "no access token", Retryable: true, Err: ErrNoToken}
+			return &APIError{Endpoint: r.endpoint, Retryable: true, Err: ErrNoToken}
 		}
 		status, header, body, err := c.roundTrip(ctx, r, target, payload, token)
 		if err != nil {

@@ -64,10 +64,13 @@ const (
 	// hour costs a few extra fetches a day and never serves a token Interlace has already dropped for long.
 	defaultTokenLifetime = time.Hour
 	maxRefreshMargin     = 5 * time.Minute
+	refreshRetryDelay    = 5 * time.Second
 )
 
-// NewOAuthTokenSource fetches tokens with Interlace's two-step OAuth flow, caches them, refreshes them
-// before they expire and lets concurrent callers share one fetch.
+// NewOAuthTokenSource fetches tokens with Interlace's two-step OAuth flow and caches them. Once a token
+// is inside its refresh margin (5 minutes or 10% of its lifetime, whichever is smaller) it is still
+// served while a fresh one is fetched in the background; callers only wait when there is no usable
+// token. Concurrent callers share one fetch.
 func NewOAuthTokenSource(cfg OAuthConfig) TokenSource {
 	s := &oauthSource{
 		base:      strings.TrimRight(cfg.BaseURL, "/"),
@@ -94,8 +97,9 @@ type oauthSource struct {
 
 	mu        sync.Mutex
 	token     string
-	refreshAt time.Time // start refreshing from here on
-	expiresAt time.Time // after this the cached token is not served even when a refresh fails
+	refreshAt time.Time // from here on a background refresh starts; the token is still served
+	expiresAt time.Time // from here on the token is not served; callers wait for a fresh one
+	retryAt   time.Time // no background refresh before this (set after a failed fetch)
 	inflight  *tokenFetch
 }
 
@@ -110,42 +114,45 @@ func (s *oauthSource) GoString() string { return s.String() }
 
 func (s *oauthSource) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
-	if s.token != "" && s.now().Before(s.refreshAt) {
+	now := s.now()
+	if s.token != "" && now.Before(s.expiresAt) {
+		// Inside the refresh margin the current token still works: refresh in the background so no
+		// caller waits for the OAuth round trip (or for a hanging OAuth endpoint).
+		if !now.Before(s.refreshAt) && s.inflight == nil && !now.Before(s.retryAt) {
+			s.startFetch(ctx)
+		}
 		t := s.token
 		s.mu.Unlock()
 		return t, nil
 	}
 	f := s.inflight
 	if f == nil {
-		f = &tokenFetch{done: make(chan struct{})}
-		s.inflight = f
-		// Detached from ctx: callers that give up must not cancel the fetch the others wait for.
-		go s.fetch(context.WithoutCancel(ctx), f)
+		f = s.startFetch(ctx)
 	}
 	s.mu.Unlock()
 
 	select {
 	case <-f.done:
+		return f.token, f.err
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	if f.err == nil {
-		return f.token, nil
-	}
-	// A failed early refresh need not fail the caller: the cached token is still good until it expires.
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.token != "" && s.now().Before(s.expiresAt) {
-		return s.token, nil
-	}
-	return "", f.err
+}
+
+// startFetch must be called with s.mu held. The fetch is detached from ctx (values kept, cancellation
+// dropped): callers that give up must not cancel the fetch the others wait for.
+func (s *oauthSource) startFetch(ctx context.Context) *tokenFetch {
+	f := &tokenFetch{done: make(chan struct{})}
+	s.inflight = f
+	go s.fetch(context.WithoutCancel(ctx), f)
+	return f
 }
 
 func (s *oauthSource) Invalidate(token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if token != "" && token == s.token {
-		s.token, s.refreshAt, s.expiresAt = "", time.Time{}, time.Time{}
+		s.token, s.refreshAt, s.expiresAt, s.retryAt = "", time.Time{}, time.Time{}, time.Time{}
 	}
 }
 
@@ -160,15 +167,19 @@ func (s *oauthSource) fetch(ctx context.Context, f *tokenFetch) {
 		s.token = token
 		s.expiresAt = start.Add(lifetime)
 		s.refreshAt = s.expiresAt.Add(-refreshMargin(lifetime))
+	} else {
+		// Background refreshes after a failure wait a little, so that a failing OAuth endpoint is not
+		// hit by every API call inside the margin.
+		s.retryAt = s.now().Add(refreshRetryDelay)
 	}
 	s.inflight = nil
 	s.mu.Unlock()
 
+	if err == nil && s.onRefresh != nil {
+		s.onRefresh() // before waking the waiters, so the count is current when they continue
+	}
 	f.token, f.err = token, err
 	close(f.done)
-	if err == nil && s.onRefresh != nil {
-		s.onRefresh()
-	}
 }
 
 // refreshMargin is 5 minutes or 10% of the lifetime, whichever is smaller, so short-lived tokens

@@ -82,7 +82,10 @@ func (f *fakeAuth) authorize(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeAuth) accessToken(w http.ResponseWriter, r *http.Request) {
 	f.tokenHits.Add(1)
-	time.Sleep(f.tokenDelay)
+	f.mu.Lock()
+	delay := f.tokenDelay
+	f.mu.Unlock()
+	time.Sleep(delay)
 	var req struct{ ClientID, ClientSecret, Code string }
 	_ = json.NewDecoder(r.Body).Decode(&req)
 	f.mu.Lock()
@@ -264,12 +267,24 @@ func TestOAuthCancelledCallerDoesNotCancelSharedFetch(t *testing.T) {
 	eq(t, "token fetches", f.tokenHits.Load(), 1)
 }
 
+// waitFor polls cond; background refreshes finish on their own schedule.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func TestOAuthRefreshesBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name          string
 		expiresIn     string
-		before, after time.Duration // still cached at before, refreshed at after
+		before, after time.Duration // still cached at before, refreshed at after (both before expiry)
 	}{
 		// 24 h: margin is the 5-minute cap.
 		{"Day", "86400", 24*time.Hour - 5*time.Minute - time.Second, 24*time.Hour - 5*time.Minute + time.Second},
@@ -280,31 +295,69 @@ func TestOAuthRefreshesBeforeExpiry(t *testing.T) {
 			t.Parallel()
 			f := newFakeAuth(t, "", tc.expiresIn)
 			clk := &clock{t: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
-			src := newSource(f, clk, nil)
+			var refreshes atomic.Int32
+			src := newSource(f, clk, &refreshes)
 			ctx := context.Background()
 			first, err := src.Token(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			clk.Advance(tc.before)
+			for range 5 {
+				tok, err := src.Token(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				eq(t, "token just before the margin", tok, first)
+			}
+			eq(t, "fetches before the margin", f.tokenHits.Load(), 1)
+
+			// Inside the margin the old token is still served while the new one is fetched.
+			clk.Advance(tc.after - tc.before)
 			tok, err := src.Token(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			eq(t, "token just before the margin", tok, first)
-			eq(t, "fetches", f.tokenHits.Load(), 1)
-
-			clk.Advance(tc.after - tc.before)
+			eq(t, "token while refreshing", tok, first)
+			waitFor(t, "the background refresh", func() bool { return refreshes.Load() == 2 })
 			tok, err = src.Token(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tok == first {
-				t.Errorf("token inside the margin = %q, want a fresh one", tok)
-			}
+			eq(t, "token after the refresh", tok, "tok-2")
 			eq(t, "fetches", f.tokenHits.Load(), 2)
 		})
 	}
+}
+
+// A slow OAuth endpoint must not delay API calls while the cached token is still valid.
+func TestOAuthBackgroundRefreshDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	f := newFakeAuth(t, "", "3600")
+	clk := &clock{t: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
+	var refreshes atomic.Int32
+	src := newSource(f, clk, &refreshes)
+	ctx := context.Background()
+	first, err := src.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.tokenDelay = 300 * time.Millisecond
+	f.mu.Unlock()
+	clk.Advance(56 * time.Minute)
+	start := time.Now()
+	for range 10 {
+		tok, err := src.Token(ctx)
+		if err != nil || tok != first {
+			t.Fatalf("Token = %q, %v; want the cached token", tok, err)
+		}
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("Token blocked for %s during a background refresh", d)
+	}
+	waitFor(t, "the background refresh", func() bool { return refreshes.Load() == 2 })
+	eq(t, "fetches", f.tokenHits.Load(), 2)
 }
 
 func TestOAuthFailedRefreshServesTokenUntilExpiry(t *testing.T) {
@@ -324,11 +377,20 @@ func TestOAuthFailedRefreshServesTokenUntilExpiry(t *testing.T) {
 	clk.Advance(56 * time.Minute) // inside the margin, before expiry
 	tok, err := src.Token(ctx)
 	if err != nil {
-		t.Fatalf("refresh failure inside the margin: %v", err)
+		t.Fatalf("inside the margin: %v", err)
 	}
 	eq(t, "token", tok, first)
+	waitFor(t, "the failed background refresh", func() bool { return f.tokenHits.Load() == 2 })
+	// The failed refresh is not retried on every call: the next attempt waits a few seconds.
+	for range 5 {
+		if tok, err := src.Token(ctx); err != nil || tok != first {
+			t.Fatalf("Token = %q, %v; want the cached token", tok, err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	eq(t, "fetches right after a failure", f.tokenHits.Load(), 2)
 
-	clk.Advance(5 * time.Minute) // past expiry
+	clk.Advance(5 * time.Minute) // past expiry: callers wait for a fetch, which fails
 	_, err = src.Token(ctx)
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Endpoint != EndpointOAuthAccessToken || ae.HTTPStatus != 503 || !ae.Retryable {
