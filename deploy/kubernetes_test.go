@@ -60,13 +60,20 @@ var secretVars = []string{
 	"SWEEPER_ADMIN_TOKEN",
 }
 
-// wiredSecrets must be wired into every sweeper pod.
+// wiredSecrets must be in the Secret and wired into the server's pods.
 var wiredSecrets = []string{
 	"DATABASE_URL",
 	"INTERLACE_CLIENT_ID",
 	"INTERLACE_CLIENT_SECRET",
 	"INTERLACE_WEBHOOK_SECRET",
 	"SWEEPER_ADMIN_TOKEN",
+}
+
+// requiredVars are what each command needs configured (internal/config's
+// Need: serve needs the database and Interlace, migrate only the database).
+var requiredVars = map[string][]string{
+	"deployment/sweeper":  append(slices.Clone(wiredSecrets), "INTERLACE_ACCOUNT_ID"),
+	"job/sweeper-migrate": {"DATABASE_URL"},
 }
 
 func TestManifestsDecodeStrictly(t *testing.T) {
@@ -515,18 +522,26 @@ func TestEnvironment(t *testing.T) {
 	}
 
 	pods := map[string]corev1.PodSpec{}
+	type secretFiles struct {
+		secret string
+		keyOf  map[string]string // file name -> Secret key; nil: every key, under its own name
+	}
 	for _, d := range all[*appsv1.Deployment](docs) {
 		pods["deployment/"+d.Name] = d.Spec.Template.Spec
 	}
 	for _, j := range all[*batchv1.Job](docs) {
 		pods["job/"+j.Name] = j.Spec.Template.Spec
 	}
-	if len(pods) < 2 {
-		t.Fatalf("want the Deployment and the migrate Job, have %d pod templates", len(pods))
+	for name := range requiredVars {
+		if _, ok := pods[name]; !ok {
+			t.Errorf("%s not among the manifests", name)
+		}
 	}
 	for name, pod := range pods {
-		// mountPath -> Secret name, for secret volumes
-		secretMounts := map[string]string{}
+		if _, ok := requiredVars[name]; !ok {
+			t.Errorf("%s: unknown workload; add what it needs to requiredVars", name)
+		}
+		secretMounts := map[string]secretFiles{} // by mountPath
 		volumes := map[string]corev1.Volume{}
 		for _, v := range pod.Volumes {
 			volumes[v.Name] = v
@@ -538,7 +553,17 @@ func TestEnvironment(t *testing.T) {
 					if m.SubPath != "" {
 						t.Errorf("%s: secret mount %s uses subPath (rotated secrets would never reach it)", where, m.MountPath)
 					}
-					secretMounts[m.MountPath] = v.Secret.SecretName
+					sf := secretFiles{secret: v.Secret.SecretName}
+					if len(v.Secret.Items) > 0 {
+						sf.keyOf = map[string]string{}
+						for _, it := range v.Secret.Items {
+							sf.keyOf[it.Path] = it.Key
+							if v.Secret.SecretName == secretName && !secretKeys[it.Key] {
+								t.Errorf("%s: volume %s projects key %q, which %s lacks (the pod would not start)", where, v.Name, it.Key, secretTemplate)
+							}
+						}
+					}
+					secretMounts[m.MountPath] = sf
 				}
 			}
 			present := map[string]bool{}
@@ -578,19 +603,23 @@ func TestEnvironment(t *testing.T) {
 					continue
 				}
 				dir, file := path.Split(e.Value)
-				secret, ok := secretMounts[strings.TrimSuffix(dir, "/")]
+				sf, ok := secretMounts[strings.TrimSuffix(dir, "/")]
+				key := file
+				if ok && sf.keyOf != nil {
+					key, ok = sf.keyOf[file]
+				}
 				switch {
 				case !ok:
-					t.Errorf("%s: %s = %s is not in a mounted Secret volume (%v)", where, e.Name, e.Value, secretMounts)
-				case secret != secretName:
-					t.Errorf("%s: %s reads from Secret %q, want %q", where, e.Name, secret, secretName)
-				case !secretKeys[file]:
-					t.Errorf("%s: %s = %s, but %s has no key %q", where, e.Name, e.Value, secretTemplate, file)
-				case file != base:
-					t.Errorf("%s: %s reads key %s; keep key and variable names equal", where, e.Name, file)
+					t.Errorf("%s: %s = %s is not a file of a mounted Secret volume", where, e.Name, e.Value)
+				case sf.secret != secretName:
+					t.Errorf("%s: %s reads from Secret %q, want %q", where, e.Name, sf.secret, secretName)
+				case !secretKeys[key]:
+					t.Errorf("%s: %s = %s, but %s has no key %q", where, e.Name, e.Value, secretTemplate, key)
+				case key != base:
+					t.Errorf("%s: %s reads key %s; keep key and variable names equal", where, e.Name, key)
 				}
 			}
-			for _, required := range append(slices.Clone(wiredSecrets), "INTERLACE_ACCOUNT_ID") {
+			for _, required := range requiredVars[name] {
 				if !present[required] {
 					t.Errorf("%s: %s is not configured", where, required)
 				}
