@@ -94,7 +94,7 @@ func TestHelperCluster(t *testing.T) {
 		fmt.Printf("error %v\n", err)
 		os.Exit(1)
 	}
-	fmt.Printf("cluster %s %d\n", c.dir, c.proc.Pid)
+	fmt.Printf("cluster %s %d\n", c.Dir(), c.PID())
 	time.Sleep(time.Minute)
 	os.Exit(1)
 }
@@ -185,63 +185,4 @@ func processAlive(pid int) bool {
 	}
 	_, after, ok := strings.Cut(string(b), ") ")
 	return ok && !strings.HasPrefix(after, "Z")
-}
-
-func TestRemoveStaleClusters(t *testing.T) {
-	t.Parallel()
-	base := t.TempDir()
-	now := time.Now()
-	old := now.Add(-2 * time.Hour)
-	tests := []struct {
-		name     string
-		age      time.Time
-		pidFile  bool
-		wantKept bool
-	}{
-		{clusterDirPrefix + "dead", old, false, false},
-		{clusterDirPrefix + "running", old, true, true},
-		{clusterDirPrefix + "initdb-in-progress", now, false, true},
-		{"someone-elses", old, false, true},
-	}
-	for _, tc := range tests {
-		dir := filepath.Join(base, tc.name)
-		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if tc.pidFile {
-			if err := os.WriteFile(filepath.Join(dir, "data", "postmaster.pid"), []byte("1\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chtimes(dir, tc.age, tc.age); err != nil {
-			t.Fatal(err)
-		}
-	}
-	removeStaleClusters(base, now)
-	for _, tc := range tests {
-		_, err := os.Stat(filepath.Join(base, tc.name))
-		if kept := err == nil; kept != tc.wantKept {
-			t.Errorf("%s: kept = %v, want %v", tc.name, kept, tc.wantKept)
-		}
-	}
-}
-
-func TestSortByVersionDesc(t *testing.T) {
-	t.Parallel()
-	dirs := []string{
-		"/usr/lib/postgresql/9.6/bin",
-		"/usr/lib/postgresql/16/bin",
-		"/usr/lib/postgresql/weird/bin",
-		"/usr/lib/postgresql/10/bin",
-	}
-	sortByVersionDesc(dirs)
-	want := []string{
-		"/usr/lib/postgresql/16/bin",
-		"/usr/lib/postgresql/10/bin",
-		"/usr/lib/postgresql/9.6/bin",
-		"/usr/lib/postgresql/weird/bin",
-	}
-	if strings.Join(dirs, ",") != strings.Join(want, ",") {
-		t.Errorf("got %v, want %v", dirs, want)
-	}
 }

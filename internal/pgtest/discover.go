@@ -46,8 +46,8 @@ func (s *server) startServer(ctx context.Context, dockerUp func(context.Context)
 
 	c, err := startCluster(ctx)
 	if err == nil {
-		s.onShutdown(c.stop)
-		return c.adminURL(), nil
+		s.onShutdown(c.Stop)
+		return c.AdminURL(), nil
 	}
 	return "", noServerError(dockerErr, err)
 }
