@@ -141,7 +141,9 @@ func (h *Handler) delivery(env *Envelope, body []byte, keyIdx int) store.Deliver
 	}
 	c, err := ClassifyResource(env.Resource)
 	if err != nil {
-		d.Outcome, d.Reason = store.OutcomeUnusable, err.Error()
+		// Keep the transfer id when it is readable, so an operator can find every
+		// delivery about a deposit, usable or not.
+		d.Outcome, d.Reason, d.TransferID = store.OutcomeUnusable, err.Error(), c.TransferID
 		return d
 	}
 	if c.Kind != KindDeposit || c.Deposit == nil {

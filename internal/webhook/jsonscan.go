@@ -8,7 +8,6 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // This file is a small reader for JSON text that json.Valid has already accepted.
@@ -25,11 +24,9 @@ const maxNesting = 32
 // errTooDeep is returned by checkDuplicates for absurdly nested documents.
 var errTooDeep = errors.New("nested deeper than 32 levels")
 
-// stringBytes gives read-only access to the bytes of s without copying. Callers
-// only read (hashing, scanning), never write or retain the slice; this saves a
-// copy of the whole resource on every webhook.
+// stringBytes returns the bytes of s (a copy).
 func stringBytes(s string) []byte {
-	return unsafe.Slice(unsafe.StringData(s), len(s))
+	return []byte(s)
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -246,10 +243,7 @@ func unquote(raw []byte) string {
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner)
 	}
-	buf := appendUnescaped(make([]byte, 0, len(inner)), inner)
-	// buf is never touched again, so it can become the string without a copy
-	// (what strings.Builder does internally).
-	return unsafe.String(unsafe.SliceData(buf), len(buf))
+	return string(appendUnescaped(make([]byte, 0, len(inner)), inner))
 }
 
 // appendUnescaped decodes JSON escapes exactly as encoding/json does, including

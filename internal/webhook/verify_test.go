@@ -203,8 +203,8 @@ func TestVerifyAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 0 {
-		t.Fatalf("Verify allocates %.1f times per call, want 0", allocs)
+	if allocs > 1 {
+		t.Fatalf("Verify allocates %.1f times per call, want at most 1 (the resource copy)", allocs)
 	}
 }
 
