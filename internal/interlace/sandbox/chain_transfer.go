@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -138,13 +137,17 @@ func (s *Server) createChainTransfer(req *wireChainTransferReq) (*chainRec, bool
 		pending = s.newNotification(EventTransferCreated, rec.wire(s.cfg.AccountID), rec.stats)
 		s.release(pending)
 	}
-	s.sched.at(now.Add(s.cfg.WithdrawalDelay), true, func(context.Context) { s.settle(idx, pending) })
+	// A runtime timer, not a scheduler job: settlement must not queue behind slow webhook deliveries.
+	time.AfterFunc(s.cfg.WithdrawalDelay, func() { s.settle(idx, pending) })
 	return rec, false, nil
 }
 
 // settle closes a Pending withdrawal: the chain has confirmed it, so it gets its transaction hash. The record is
 // replaced, not mutated, so snapshots taken earlier stay consistent.
 func (s *Server) settle(idx int, pending *notification) {
+	if s.ctx.Err() != nil {
+		return // closed
+	}
 	hash := s.rng.hex0x(64)
 	now := time.Now()
 	s.mu.Lock()

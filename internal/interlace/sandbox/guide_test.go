@@ -304,3 +304,16 @@ func rawRequest(t *testing.T, e *env, method, path, body string) (int, map[strin
 	_ = json.Unmarshal(raw, &m)
 	return resp.StatusCode, m, raw
 }
+
+func TestCurrencyPair(t *testing.T) {
+	t.Parallel()
+	e := setup(t, sandbox.Config{})
+	m := e.api(http.MethodGet, "/open-api/v3/cryptoconnect/convert/currency-pair?fromCurrency=USD&toCurrency=USDC", nil, nil)
+	assertShape(t, "currency pair", mustJSON(t, `{"code":0,"message":"ok","data":{"symbol":"USDC-USD","baseCurrency":"USDC","baseMin":"1","quoteCurrency":"USD","quoteMin":"1"}}`), m)
+	if str(m, "data", "symbol") != "USDC-USD" {
+		t.Errorf("pair = %v", m["data"])
+	}
+	if m := e.api(http.MethodGet, "/open-api/v3/cryptoconnect/convert/currency-pair?fromCurrency=USD&toCurrency=EUR", nil, nil); m["code"] != float64(10001) {
+		t.Errorf("unsupported pair = %v", m)
+	}
+}

@@ -112,8 +112,9 @@ func New(cfg Config) *Server {
 // Handler serves the Interlace API and the /sandbox control endpoints.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Close stops webhook delivery and withdrawal settlement and waits for their goroutines. Deliveries in flight
-// are cancelled; queued ones are dropped. The HTTP handler keeps working.
+// Close stops webhook delivery and withdrawal settlement and waits for the delivery goroutines. Deliveries in
+// flight are cancelled, queued ones dropped, and withdrawals still Pending stay Pending. The HTTP handler keeps
+// working.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.cancel()
@@ -293,8 +294,8 @@ func containsBefore(keys []string, i int, k string) bool {
 	return false
 }
 
-// resolveAccountWallet maps a CryptoConnect id to a wallet: a wallet id, or the account id, which the guide
-// uses to mean the account's master wallet. Caller holds s.mu.
+// resolveWalletLocked maps a CryptoConnect id to a wallet: a wallet id, or the account id (or ""), which the
+// guide uses to mean the account's master wallet. Caller holds s.mu.
 func (s *Server) resolveWalletLocked(id string) *wallet {
 	if id == s.cfg.AccountID || id == "" {
 		return s.wallets[s.cfg.MasterWalletID]

@@ -3,10 +3,13 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
 )
@@ -333,4 +336,48 @@ func TestListTransfersPagination(t *testing.T) {
 	if d := e.ok(http.MethodGet, "/open-api/v3/cryptoconnect/transfers?accountId=someone-else", nil); d["total"] != "0" {
 		t.Errorf("other account = %v", d)
 	}
+}
+
+// TestConcurrentMixedLoadConservesMoney: distinct transfers, deposits and ledger reads race; every unit of
+// money is accounted for afterwards.
+func TestConcurrentMixedLoadConservesMoney(t *testing.T) {
+	t.Parallel()
+	e := setup(t, sandbox.Config{})
+	const workers, per = 10, 20
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				amt := fmt.Sprintf("%d.%06d", i+1, w*1000+i) // up to 6 decimals: fees get rounded
+				e.ok(http.MethodPost, "/open-api/v3/business/transfer/internal",
+					transferBody(fmt.Sprintf("mix-%d-%d", w, i), master, "USDC", infinity, "USD", 2, 0, amt))
+				if _, err := e.srv.CreateDeposit(context.Background(), sandbox.DepositRequest{Amount: dec(amt)}); err != nil {
+					t.Error(err)
+				}
+				_ = e.srv.Ledger()
+			}
+		}()
+	}
+	wg.Wait()
+	l := e.ledger()
+	if len(l.InternalTransfers) != workers*per || len(l.Deposits) != workers*per {
+		t.Fatalf("%d transfers, %d deposits", len(l.InternalTransfers), len(l.Deposits))
+	}
+	sent, credited, deposited := decimal.Zero, decimal.Zero, decimal.Zero
+	for _, it := range l.InternalTransfers {
+		if !it.Fee.Add(it.Credited).Equal(it.Amount) || it.Fee.GreaterThan(it.Amount.Mul(dec("0.005"))) {
+			t.Errorf("transfer %s: fee %s + credited %s vs amount %s", it.ID, it.Fee, it.Credited, it.Amount)
+		}
+		sent, credited = sent.Add(it.Amount), credited.Add(it.Credited)
+	}
+	for _, d := range l.Deposits {
+		deposited = deposited.Add(d.Amount)
+	}
+	if !sent.Equal(deposited) {
+		t.Fatalf("sent %s, deposited %s: the test sends what it deposits", sent, deposited)
+	}
+	requireDec(t, "master USDC", e.walletBalance(master, "USDC"), "1000")
+	requireDec(t, "infinity", l.Infinity.Available, dec("56846.52").Add(credited).String())
 }

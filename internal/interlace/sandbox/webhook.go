@@ -100,10 +100,10 @@ func (s *Server) newNotification(eventType string, resource any, stats *delivery
 // release queues the first attempt of n, and maybe an injected duplicate that may race it or come later.
 func (s *Server) release(n *notification) {
 	now := time.Now()
-	s.sched.at(now, false, func(ctx context.Context) { s.attempt(ctx, n, 0, false) })
+	s.sched.at(now, func(ctx context.Context) { s.attempt(ctx, n, 0, false) })
 	if rate := s.faults.Load().DuplicateDeliveryRate; rate > 0 && s.rng.float64() < rate {
 		delay := time.Duration(s.rng.int64N(int64(s.cfg.DuplicateMaxDelay) + 1))
-		s.sched.at(now.Add(delay), false, func(ctx context.Context) { s.attempt(ctx, n, 0, true) })
+		s.sched.at(now.Add(delay), func(ctx context.Context) { s.attempt(ctx, n, 0, true) })
 	}
 }
 
@@ -150,7 +150,7 @@ func (s *Server) attempt(ctx context.Context, n *notification, retry int, duplic
 		return
 	}
 	delay := time.Duration(float64(retrySchedule[retry]) / s.cfg.TimeScale)
-	s.sched.at(time.Now().Add(delay), false, func(ctx context.Context) { s.attempt(ctx, n, retry+1, false) })
+	s.sched.at(time.Now().Add(delay), func(ctx context.Context) { s.attempt(ctx, n, retry+1, false) })
 }
 
 func (s *Server) post(ctx context.Context, n *notification) bool {
@@ -184,13 +184,11 @@ func (s *Server) post(ctx context.Context, n *notification) bool {
 
 // ---- scheduler: one timer goroutine and a bounded worker pool ----
 
-// job is a function due at a time. inline jobs are quick and free of I/O (settlement) and run on the timer
-// goroutine; the others (deliveries) go to the worker pool.
+// job is a delivery attempt due at a time; a worker of the pool runs it.
 type job struct {
-	due    time.Time
-	seq    uint64
-	inline bool
-	run    func(context.Context)
+	due time.Time
+	seq uint64
+	run func(context.Context)
 }
 
 type jobHeap []*job
@@ -234,10 +232,10 @@ func newScheduler(ctx context.Context, workers int) *scheduler {
 	return s
 }
 
-func (s *scheduler) at(due time.Time, inline bool, run func(context.Context)) {
+func (s *scheduler) at(due time.Time, run func(context.Context)) {
 	s.mu.Lock()
 	s.seq++
-	heap.Push(&s.h, &job{due: due, seq: s.seq, inline: inline, run: run})
+	heap.Push(&s.h, &job{due: due, seq: s.seq, run: run})
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -260,10 +258,8 @@ func (s *scheduler) loop() {
 		}
 		s.mu.Unlock()
 		if next != nil {
-			if next.inline {
-				next.run(s.ctx)
-				continue
-			}
+			// Blocks while every worker is busy: that is the pool's back-pressure. New jobs still queue in
+			// the heap meanwhile.
 			select {
 			case s.work <- next:
 			case <-s.ctx.Done():

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
 )
@@ -321,4 +324,47 @@ func TestCloseStopsDelivery(t *testing.T) {
 	if rcv.count() != n {
 		t.Error("deliveries after Close")
 	}
+}
+
+// TestManyDepositsDeliveredInOrder: a small worker pool delivers every notification exactly once, each
+// deposit's Pending before its Closed.
+func TestManyDepositsDeliveredInOrder(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, nil)
+	e := setup(t, sandbox.Config{WebhookURL: rcv.ts.URL, WebhookSecret: secret, DeliveryWorkers: 4})
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			amt := decimal.New(int64(i+1), -2) // 0.01 .. 2.00
+			if _, err := e.srv.CreateDeposit(context.Background(), sandbox.DepositRequest{Amount: amt}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, 10*time.Second, "all deliveries", func() bool { return rcv.count() >= 2*n })
+	seen := map[string]string{} // transfer id -> last status
+	ids := map[string]bool{}
+	for _, d := range rcv.deliveries() {
+		if ids[d.id] {
+			t.Fatalf("notification %s delivered twice", d.id)
+		}
+		ids[d.id] = true
+		tid, status := d.res["id"].(string), d.res["status"].(string)
+		switch {
+		case status == "Pending" && seen[tid] == "":
+		case status == "Closed" && seen[tid] == "Pending":
+		default:
+			t.Errorf("transfer %s: %s after %q", tid, status, seen[tid])
+		}
+		seen[tid] = status
+	}
+	if len(seen) != n {
+		t.Errorf("%d transfers notified, want %d", len(seen), n)
+	}
+	// 0.01 + 0.02 + ... + 2.00 = 201
+	requireDec(t, "master USDC", e.walletBalance(master, "USDC"), "1201")
 }
