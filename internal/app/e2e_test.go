@@ -57,6 +57,7 @@ type sysOpts struct {
 	sbURL   string
 	env     map[string]string
 	noWork  bool
+	logger  *zap.Logger // default: warnings and errors to the test log
 }
 
 // start runs the real program (app.New + Run) against a fresh database and an
@@ -101,7 +102,11 @@ func start(t *testing.T, o sysOpts) *system {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), app.Options{HTTP: true, Worker: !o.noWork, Listener: ln})
+	log := o.logger
+	if log == nil {
+		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	}
+	a, err := app.New(ctx, cfg, log, app.Options{HTTP: true, Worker: !o.noWork, Listener: ln})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,6 +179,10 @@ func (h *Handler) record(w http.ResponseWriter, ctx context.Context, start time.
 	if d.TransferID != "" {
 		log = log.With(zap.String("deposit_id", d.TransferID))
 	}
+	if d.Deposit != nil {
+		// The id the sweep will carry upstream: one grep joins this line to the sweep's.
+		log = log.With(zap.Stringer("client_transaction_id", d.Deposit.ClientTransactionID))
+	}
 	if err != nil {
 		// Not committed: 503 makes Interlace deliver it again later.
 		h.opts.Metrics.Webhook("unavailable")
