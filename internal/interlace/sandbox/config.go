@@ -1,13 +1,3 @@
-// Package sandbox is a fake Interlace Open API served over real HTTP.
-//
-// It backs the quick start (`sweeper sandbox`), the end-to-end tests, the chaos harness and the benchmarks. It
-// implements the OAuth token flow and every endpoint of the CryptoConnect MoR guide with the guide's response
-// shapes and envelopes, keeps an in-memory ledger, makes transfers idempotent, delivers signed webhooks with
-// Interlace's retry schedule, and can inject upstream faults.
-//
-// The package deliberately has its own wire structs and does not import the real client
-// (internal/interlace): a misunderstanding of the wire format in one must not be hidden by sharing code with
-// the other.
 package sandbox
 
 import (
