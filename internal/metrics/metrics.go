@@ -76,6 +76,17 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 	if queue != nil {
 		reg.MustRegister(newQueueCollector(queue))
 	}
+	// Create the known series at zero, so that the first failure after a restart
+	// is an increase() that alerts can see, not a series appearing from nowhere.
+	for _, o := range []string{"deposit", "ignored", "unusable", "duplicate", "bad_signature", "too_large", "bad_request", "unavailable"} {
+		m.webhooks.WithLabelValues(o)
+	}
+	for _, s := range []string{"pending", "final", "failed", "unknown"} {
+		m.deposits.WithLabelValues(s)
+	}
+	for _, o := range []string{"succeeded", "retry", "failed", "in_progress", "lease_lost"} {
+		m.sweeps.WithLabelValues(o)
+	}
 	return m
 }
 
