@@ -194,9 +194,10 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 }
 
-// Run serves until ctx ends, then shuts down in order: fail readiness, stop
-// accepting and finish in-flight requests, stop claiming and finish in-flight
-// sweeps (releasing their leases), close the pool.
+// Run serves until ctx ends, then shuts down: fail readiness; stop accepting
+// and finish in-flight requests while, side by side, the worker stops claiming
+// and finishes in-flight sweeps (releasing their leases), both within
+// SWEEPER_SHUTDOWN_TIMEOUT; close the pool.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("sweeper starting", zap.String("owner", a.owner), zap.String("addr", a.Addr()),
 		zap.Bool("http", a.opts.HTTP), zap.Bool("worker", a.opts.Worker), zap.Stringer("config", a.cfg))
@@ -232,6 +233,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("sweeper stopping")
 	a.stopping.Store(true)
+	// The worker stops claiming now and drains while HTTP drains: run one after
+	// the other, the two waits would add up to twice SWEEPER_SHUTDOWN_TIMEOUT and
+	// outlast the pod's termination grace period.
+	stopWorker()
 	deadline := a.cfg.ShutdownTimeout
 	if a.server != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -243,7 +248,6 @@ func (a *App) Run(ctx context.Context) error {
 	if a.ingester != nil {
 		a.ingester.Close()
 	}
-	stopWorker()
 	wg.Wait()
 	a.pool.Close()
 	a.log.Info("sweeper stopped")
