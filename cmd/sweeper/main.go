@@ -32,6 +32,7 @@ func commands() []command {
 		{"migrate", "apply all database migrations (`migrate status` lists them)", runMigrate},
 		{"serve", "run the webhook/operator HTTP server and the sweep worker", runServe},
 		{"sandbox", "run the embedded fake Interlace (for the quick start, tests and benchmarks)", runSandbox},
+		{"chaos", "prove on loopback that nothing is lost or moved twice under kills, faults and a database crash", runChaos},
 	}
 }
 
