@@ -216,6 +216,11 @@ func (a *App) Run(ctx context.Context) error {
 				errc <- fmt.Errorf("sweep worker: %w", err)
 			}
 		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sweep.NewStuckMonitor(sweep.StuckConfig{}, a.store, a.log.Named("sweep"), a.metrics).Run(workerCtx)
+		}()
 	}
 	if a.server != nil {
 		go func() {

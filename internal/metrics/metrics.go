@@ -22,6 +22,7 @@ type Metrics struct {
 	tokenRefreshes prometheus.Counter
 	ingestBatch    prometheus.Histogram
 	workflows      *prometheus.CounterVec
+	stuck          prometheus.Gauge
 }
 
 // QueueStats is read at scrape time for the queue gauges.
@@ -70,8 +71,12 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 			Help: "Withdrawal workflow step outcomes.",
 		}, []string{"step", "outcome"}),
 	}
+	m.stuck = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sweeper_sweeps_stuck",
+		Help: "Sweeps still pending or in flight longer than the stuck bound (15m) after their deposit became final; set by the processes that run the sweep worker.",
+	})
 	reg.MustRegister(m.webhooks, m.deposits, m.sweeps, m.sweepDuration, m.upstream, m.upstreamDur,
-		m.tokenRefreshes, m.ingestBatch, m.workflows,
+		m.tokenRefreshes, m.ingestBatch, m.workflows, m.stuck,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(newQueueCollector(queue))
@@ -142,6 +147,13 @@ func (m *Metrics) IngestBatch(n int) {
 func (m *Metrics) Withdrawal(step, outcome string) {
 	if m != nil {
 		m.workflows.WithLabelValues(step, outcome).Inc()
+	}
+}
+
+// SweepsStuck sets the number of stuck sweeps (see sweep.StuckMonitor).
+func (m *Metrics) SweepsStuck(n int) {
+	if m != nil {
+		m.stuck.Set(float64(n))
 	}
 }
 
