@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -217,6 +219,85 @@ func TestMetricsAfterASweep(t *testing.T) {
 		if len(hist.Bucket) < 5 {
 			t.Errorf("%s: only %d buckets", h.name, len(hist.Bucket))
 		}
+	}
+	checkDeployReferences(t, sc)
+}
+
+var (
+	promSelector = regexp.MustCompile(`\b(sweeper_[a-z_]+)(\{[^}]*\})?`)
+	promEqual    = regexp.MustCompile(`([a-z_]+)="([^"$]*)"`)
+)
+
+// checkDeployReferences ties deploy/'s alert rules and dashboard to what this
+// very binary exports: every sweeper_* name they query, and every label value
+// they match exactly, must appear in a real scrape. The deploy module checks
+// the files against the contract's list; this checks the list against the code.
+func checkDeployReferences(t *testing.T, sc scrape) {
+	t.Helper()
+	var exprs []string
+	rules, err := os.ReadFile("../../deploy/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs = append(exprs, string(rules))
+	dash, err := os.ReadFile("../../deploy/grafana/sweeper-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var model any
+	if err := json.Unmarshal(dash, &model); err != nil {
+		t.Fatal(err)
+	}
+	var collect func(v any)
+	collect = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if s, ok := e.(string); ok && (k == "expr" || k == "definition") {
+					exprs = append(exprs, s)
+				}
+				collect(e)
+			}
+		case []any:
+			for _, e := range x {
+				collect(e)
+			}
+		}
+	}
+	collect(model)
+
+	seen := 0
+	for _, text := range exprs {
+		for _, m := range promSelector.FindAllStringSubmatch(text, -1) {
+			seen++
+			name := m[1]
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if base := strings.TrimSuffix(name, suffix); base != name && sc[base] != nil && sc[base].GetType() == dto.MetricType_HISTOGRAM {
+					name = base
+				}
+			}
+			fam := sc[name]
+			if fam == nil {
+				t.Errorf("deploy/ queries %s, which sweeper does not export", m[1])
+				continue
+			}
+			for _, lv := range promEqual.FindAllStringSubmatch(m[2], -1) {
+				found := false
+				for _, s := range fam.Metric {
+					for _, l := range s.Label {
+						if l.GetName() == lv[1] && l.GetValue() == lv[2] {
+							found = true
+						}
+					}
+				}
+				if !found {
+					t.Errorf("deploy/ matches %s{%s=%q}: no such series (have %s)", name, lv[1], lv[2], sc.describe(name))
+				}
+			}
+		}
+	}
+	if seen < 10 {
+		t.Errorf("only %d sweeper_* selectors found in deploy/: the parsing is broken", seen)
 	}
 }
 
