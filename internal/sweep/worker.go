@@ -25,6 +25,9 @@ import (
 // NotifyChannel is the PostgreSQL channel sweeper_ingest notifies on commit.
 const NotifyChannel = "sweeper_sweeps"
 
+// maxClaim bounds one claim statement, whatever the concurrency.
+const maxClaim = 256
+
 // Upstream is what the worker needs from Interlace; *interlace.Client satisfies it.
 type Upstream interface {
 	InternalTransfer(ctx context.Context, req interlace.InternalTransferRequest) (*interlace.InternalTransfer, error)
@@ -122,19 +125,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	ticker := time.NewTicker(w.cfg.PollInterval)
 	defer ticker.Stop()
 
-	claimMore := true
+	// due means there may be jobs to claim: at start, after a NOTIFY or a poll tick,
+	// and after a claim that came back full. It survives while every slot is busy, so
+	// the next freed slot claims at once instead of waiting for the poll tick.
+	due := true
 	for ctx.Err() == nil {
-		if claimMore {
-			claimMore = false
-			free := w.cfg.Concurrency - len(slots)
-			if free > 0 {
-				n, err := w.claimAndStart(ctx, workCtx, free, slots, freed, &wg)
+		if due {
+			if free := w.cfg.Concurrency - len(slots); free > 0 {
+				want := min(free, maxClaim)
+				n, err := w.claimAndStart(ctx, workCtx, want, slots, freed, &wg)
 				if err != nil && ctx.Err() == nil {
 					w.log.Warn("claim sweeps", zap.Error(err))
 				}
-				// A full batch means more may be due: claim again as soon as a slot frees.
-				claimMore = err == nil && n == free && n > 0
-				if claimMore && len(slots) < w.cfg.Concurrency {
+				// A full batch means more may be due; otherwise the queue is drained
+				// until the next NOTIFY or tick.
+				due = err == nil && n == want
+				if due && len(slots) < w.cfg.Concurrency {
 					continue
 				}
 			}
@@ -142,11 +148,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-wake:
-			claimMore = true
+			due = true
 		case <-ticker.C:
-			claimMore = true
+			due = true
 		case <-freed:
-			// claimMore stays as the last claim left it.
 		}
 	}
 
@@ -175,7 +180,7 @@ func (w *Worker) claimAndStart(ctx, workCtx context.Context, free int, slots cha
 		return 0, err
 	}
 	jobs, err := w.store.ClaimSweeps(ctx, store.ClaimParams{
-		Owner: w.cfg.Owner, Limit: min(free, 256), Lease: w.cfg.Lease, ToWalletID: toID,
+		Owner: w.cfg.Owner, Limit: free, Lease: w.cfg.Lease, ToWalletID: toID,
 	})
 	if err != nil {
 		return 0, err
