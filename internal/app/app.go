@@ -29,6 +29,7 @@ import (
 	"github.com/sweeperhq/sweeper/internal/store"
 	"github.com/sweeperhq/sweeper/internal/sweep"
 	"github.com/sweeperhq/sweeper/internal/webhook"
+	"github.com/sweeperhq/sweeper/internal/withdraw"
 )
 
 // Options choose what the process runs.
@@ -50,6 +51,8 @@ type App struct {
 	metrics  *metrics.Metrics
 	registry *prometheus.Registry
 	worker   *sweep.Worker
+	payouts  *withdraw.Service
+	runner   *withdraw.Runner // executes withdrawals; with the sweep worker
 	ingester *store.Batcher
 	server   *http.Server
 	listener net.Listener
@@ -98,6 +101,26 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 			pool.Close()
 			return nil, err
 		}
+		a.runner, err = withdraw.NewRunner(withdraw.RunnerConfig{
+			Owner: a.owner, AccountID: cfg.AccountID, SourceCurrency: cfg.TargetCurrency,
+			InfinityWalletID: cfg.InfinityWalletID, Lease: cfg.SweepLease, MaxDelay: cfg.RetryMaxDelay,
+			DrainTimeout: cfg.ShutdownTimeout,
+		}, a.store, a.client, log.Named("withdraw"), a.metrics)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	var wake func()
+	if a.runner != nil {
+		wake = a.runner.Wake
+	}
+	a.payouts, err = withdraw.NewService(withdraw.Config{
+		AccountID: cfg.AccountID, SourceCurrency: cfg.TargetCurrency, MaxFeeRate: cfg.MaxFeeRate,
+	}, a.store, a.client, wake)
+	if err != nil {
+		pool.Close()
+		return nil, err
 	}
 	if opts.HTTP {
 		if err := a.buildHTTP(); err != nil {
@@ -202,7 +225,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("sweeper starting", zap.String("owner", a.owner), zap.String("addr", a.Addr()),
 		zap.Bool("http", a.opts.HTTP), zap.Bool("worker", a.opts.Worker), zap.Stringer("config", a.cfg))
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 
@@ -220,6 +243,15 @@ func (a *App) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			sweep.NewStuckMonitor(sweep.StuckConfig{}, a.store, a.log.Named("sweep"), a.metrics).Run(workerCtx)
+		}()
+	}
+	if a.runner != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.runner.Run(workerCtx); err != nil {
+				errc <- fmt.Errorf("withdrawal runner: %w", err)
+			}
 		}()
 	}
 	if a.server != nil {
@@ -260,5 +292,9 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) operatorRoutes() http.Handler {
-	return operator.Routes(operator.Deps{Store: a.store, Logger: a.log.Named("operator"), Token: a.cfg.AdminToken})
+	d := operator.Deps{Store: a.store, Logger: a.log.Named("operator"), Token: a.cfg.AdminToken, Payouts: a.payouts}
+	if a.runner != nil {
+		d.Wake = a.runner.Wake
+	}
+	return operator.Routes(d)
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sweeperhq/sweeper/internal/store"
+	"github.com/sweeperhq/sweeper/internal/withdraw"
 )
 
 // Error is the operator API's one application error; Code maps to an HTTP status.
@@ -39,6 +40,8 @@ func WriteError(w http.ResponseWriter, log *zap.Logger, err error) {
 		e = Errorf(http.StatusNotFound, "not_found", "no such resource")
 	case errors.Is(err, store.ErrInvalidState):
 		e = Errorf(http.StatusConflict, "invalid_state", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		e = Errorf(http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, store.ErrUnavailable):
 		e = Errorf(http.StatusServiceUnavailable, "unavailable", "database unavailable")
 	default:
@@ -93,12 +96,20 @@ type Deps struct {
 	Store  *store.Store
 	Logger *zap.Logger
 	Token  string
+	// Payouts serves /v1/wallets and /v1/withdrawals; nil leaves them out.
+	Payouts *withdraw.Service
+	// Wake, when set, starts a requeued withdrawal at once (the in-process runner).
+	Wake func()
 }
 
 // Routes returns the /v1 router.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
 	r.Use(RequireToken(d.Token, d.Logger))
+	if d.Payouts != nil {
+		walletRoutes(r, d)
+		withdrawalRoutes(r, d)
+	}
 	r.Get("/deposits", func(w http.ResponseWriter, r *http.Request) {
 		status := r.URL.Query().Get("status")
 		switch status {

@@ -1,0 +1,439 @@
+package withdraw
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/store"
+	"github.com/sweeperhq/sweeper/internal/sweep"
+)
+
+type outcomeKind int
+
+const (
+	outcomeAdvance  outcomeKind = iota // record the step's result, go on with the next step
+	outcomeRetry                       // replay the same step (same request id) after delay
+	outcomeWait                        // on-chain transfer not final yet: poll again after delay
+	outcomeFail                        // upstream rejection: failed, with Interlace's code and message
+	outcomeStop                        // a guard: stopped before money left
+	outcomeComplete                    // final on-chain status with its hash
+)
+
+func (k outcomeKind) String() string {
+	return [...]string{"advanced", "retry", "wait", "failed", "stopped", "completed"}[k]
+}
+
+type outcome struct {
+	kind        outcomeKind
+	record      store.StepRecord      // advance
+	delay       time.Duration         // retry, wait
+	status      string                // fail, stop
+	code        string                // retry, fail
+	reason      string                // retry, fail, stop
+	result      *store.WithdrawalStep // fail/stop (optional), complete
+	chainStatus string                // wait, complete
+	txHash      string                // wait, complete
+	note        bool                  // wait: record an event even if the chain status did not change
+}
+
+func (r *Runner) runStep(ctx context.Context, job *store.WithdrawalJob, justTransferred bool) outcome {
+	switch job.Step {
+	case store.StepQuote:
+		return r.stepQuote(ctx, job)
+	case store.StepFeePreview:
+		return r.stepFeePreview(ctx, job)
+	case store.StepFund:
+		return r.stepFund(ctx, job)
+	case store.StepTrade:
+		return r.stepTrade(ctx, job)
+	case store.StepFee:
+		return r.stepFee(ctx, job)
+	case store.StepTransfer:
+		return r.stepTransfer(ctx, job)
+	case store.StepConfirm:
+		return r.stepConfirm(ctx, job, justTransferred)
+	}
+	return outcome{kind: outcomeFail, status: store.WithdrawalFailed, reason: "unknown step " + job.Step}
+}
+
+// upstreamError turns a failed call into a retry (ambiguous or transient: the same
+// request is replayed later) or a failure (a definite rejection, with Interlace's
+// code and message).
+func (r *Runner) upstreamError(job *store.WithdrawalJob, what string, err error) outcome {
+	var ae *interlace.APIError
+	if errors.As(err, &ae) && !ae.Retryable {
+		reason := ae.Message
+		if reason == "" {
+			reason = err.Error()
+		}
+		if ae.Code != "" {
+			reason = "Interlace code " + ae.Code + ": " + reason
+		}
+		return outcome{kind: outcomeFail, status: store.WithdrawalFailed, code: ae.Code, reason: what + " rejected: " + reason}
+	}
+	o := outcome{kind: outcomeRetry, reason: what + ": " + err.Error()}
+	var retryAfter time.Duration
+	if ae != nil {
+		o.code, retryAfter = ae.Code, ae.RetryAfter
+	}
+	o.delay = sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, retryAfter)
+	return o
+}
+
+// Upstream statuses of transfers and trades.
+func statusClass(s string) string {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "CLOSED", "COMPLETED", "COMPLETE", "SUCCESS", "SUCCEEDED":
+		return "final"
+	case "FAILED", "REJECTED", "CANCELLED", "CANCELED", "REFUNDED", "EXPIRED":
+		return "failed"
+	}
+	return "pending"
+}
+
+func (r *Runner) inProgress(what, id, status string) outcome {
+	return outcome{kind: outcomeRetry, delay: r.cfg.InProgressDelay,
+		reason: fmt.Sprintf("%s %s is %s; replaying the same request for its final state", what, id, status)}
+}
+
+func raw(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage(fmt.Sprintf(`{"unencodable":%q}`, err.Error()))
+	}
+	return b
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func fail(reason string) outcome {
+	return outcome{kind: outcomeFail, status: store.WithdrawalFailed, reason: reason}
+}
+
+// stepQuote is the guide's step 2 (estimate quote), run first: it moves nothing,
+// and its numbers feed the fee check before any USD moves.
+func (r *Runner) stepQuote(ctx context.Context, job *store.WithdrawalJob) outcome {
+	q, err := r.up.EstimateQuote(ctx, interlace.QuoteRequest{
+		AccountID: job.AccountID, BaseCurrency: job.Currency, QuoteCurrency: job.SourceCurrency, Side: "BUY",
+		RFQCurrency: job.SourceCurrency, RFQAmount: job.Amount,
+	})
+	if err != nil {
+		return r.upstreamError(job, "estimate quote", err)
+	}
+	if !q.BaseAmount.IsPositive() || q.Fee.IsNegative() {
+		return fail(fmt.Sprintf("estimate quote %s is unusable: baseAmount %s, fee %s", q.ID, q.BaseAmount, q.Fee))
+	}
+	if q.BaseCurrency != "" && !strings.EqualFold(q.BaseCurrency, job.Currency) {
+		return fail(fmt.Sprintf("estimate quote %s is for %s, not %s", q.ID, q.BaseCurrency, job.Currency))
+	}
+	return outcome{kind: outcomeAdvance, record: store.StepRecord{
+		Next: store.StepFeePreview,
+		Result: store.WithdrawalStep{
+			UpstreamID: strPtr(q.ID), Amount: ptr(q.BaseAmount), Currency: ptr(job.Currency), Fee: ptr(q.Fee),
+			FeeCurrency: ptr(orDefault(q.FeeCurrency, job.SourceCurrency)), Rate: ptr(q.Rate), Response: raw(q),
+		},
+		Reason: fmt.Sprintf("quote %s: %s %s buys %s %s at rate %s, fee %s %s", q.ID, job.Amount, job.SourceCurrency,
+			q.BaseAmount, job.Currency, q.Rate, q.Fee, orDefault(q.FeeCurrency, job.SourceCurrency)),
+	}}
+}
+
+func (r *Runner) feeQuota(ctx context.Context, job *store.WithdrawalJob, walletID string, amount decimal.Decimal) (*interlace.FeeQuota, error) {
+	return r.up.TransferFeeAndQuota(ctx, interlace.FeeQuotaRequest{
+		AccountID:   job.AccountID,
+		Source:      interlace.Source{Type: "WALLET", ID: walletID},
+		Destination: interlace.Destination{Type: "BLOCKCHAIN", Chain: job.Chain, Address: job.Address},
+		Amount:      interlace.Money{Amount: amount, Currency: job.Currency},
+	})
+}
+
+// stepFeePreview is the guide's step 4 (fee-and-quota) run before step 1, on the
+// requested wallet and the quoted amount, plus a check that the wallet can pay
+// the network fee Interlace charges on top. Nothing has moved yet, so a stop here
+// leaves every balance untouched.
+func (r *Runner) stepFeePreview(ctx context.Context, job *store.WithdrawalJob) outcome {
+	quote, ok := job.StepResult(store.StepQuote)
+	if !ok || quote.Amount == nil {
+		return fail("internal: fee preview without a recorded quote")
+	}
+	fq, err := r.feeQuota(ctx, job, job.WalletID, *quote.Amount)
+	if err != nil {
+		return r.upstreamError(job, "fee-and-quota preview", err)
+	}
+	v := FeeCheck{
+		Amount: job.Amount, SourceCurrency: job.SourceCurrency, MaxRate: job.MaxFeeRate,
+		TradeFee: deref(quote.Fee), TradeFeeCurrency: derefS(quote.FeeCurrency), Rate: deref(quote.Rate),
+		Withdrawn: *quote.Amount, Currency: job.Currency, NetworkFees: fq.Fees,
+	}.Evaluate()
+	result := &store.WithdrawalStep{
+		WalletID: ptr(job.WalletID), Amount: quote.Amount, Currency: ptr(job.Currency), Fee: ptr(v.NetworkFee),
+		FeeCurrency: ptr(job.Currency), Response: raw(fq),
+	}
+	if v.Stop != "" {
+		return outcome{kind: outcomeStop, status: store.WithdrawalStopped, code: "fee_limit", result: result,
+			reason: "stopped before any money moved: " + v.Stop}
+	}
+	// The account id stands for the master wallet, which cannot be read by that id.
+	if job.WalletID != job.AccountID {
+		w, err := r.up.GetWallet(ctx, job.WalletID)
+		if err != nil {
+			return r.upstreamError(job, "get wallet", err)
+		}
+		avail := decimal.Zero
+		for _, b := range w.Balances {
+			if strings.EqualFold(b.Currency, job.Currency) {
+				avail = b.Available
+			}
+		}
+		if avail.LessThan(v.NetworkFee) {
+			return outcome{kind: outcomeStop, status: store.WithdrawalStopped, code: "network_fee_unfunded", result: result,
+				reason: fmt.Sprintf("stopped before any money moved: wallet %s holds %s %s, but the network fee of %s %s is "+
+					"charged on top of the amount withdrawn; fund the wallet, then requeue", job.WalletID, avail, job.Currency,
+					v.NetworkFee, job.Currency)}
+		}
+	}
+	return outcome{kind: outcomeAdvance, record: store.StepRecord{
+		Next: store.StepFund, Result: *result,
+		Reason: fmt.Sprintf("fees %s %s within the limit %s %s (network fee %s %s)", v.Total, job.Currency, v.Limit,
+			job.Currency, v.NetworkFee, job.Currency),
+	}}
+}
+
+// stepFund is the guide's step 1: USD from the Infinity Account to the
+// CryptoConnect wallet (or the account id: the master wallet).
+func (r *Runner) stepFund(ctx context.Context, job *store.WithdrawalJob) outcome {
+	if job.InfinityWalletID == nil || *job.InfinityWalletID == "" {
+		id, err := r.infinityWallet(ctx)
+		if err != nil {
+			return r.upstreamError(job, "discover the Infinity Account balance", err)
+		}
+		// Frozen before the first send, so that every replay names the same balance.
+		if _, err := r.store.FreezeInfinityWallet(ctx, job, id); err != nil {
+			return outcome{kind: outcomeRetry, delay: sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, 0),
+				reason: "record the Infinity Account balance id: " + err.Error()}
+		}
+	}
+	id := job.FundRequestID.String()
+	t, err := r.up.InternalTransfer(ctx, interlace.InternalTransferRequest{
+		ClientTransactionID: id, AccountID: job.AccountID,
+		From:   interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeInfinity, ID: *job.InfinityWalletID, Currency: job.SourceCurrency},
+		To:     interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeCryptoConnect, ID: job.WalletID, Currency: job.SourceCurrency},
+		Amount: job.Amount,
+	})
+	if err != nil {
+		return r.upstreamError(job, "internal transfer", err)
+	}
+	switch statusClass(t.Status) {
+	case "failed":
+		return fail(fmt.Sprintf("internal transfer %s status %s", t.ID, t.Status))
+	case "pending":
+		return r.inProgress("internal transfer", t.ID, t.Status)
+	}
+	debited := t.From.Amount
+	if debited.IsZero() {
+		debited = job.Amount
+	}
+	fee, feeCur, ferr := t.From.TotalFees()
+	if ferr != nil {
+		feeCur = "MIXED"
+	}
+	return outcome{kind: outcomeAdvance, record: store.StepRecord{
+		Next: store.StepTrade,
+		Result: store.WithdrawalStep{
+			RequestID: ptr(job.FundRequestID), UpstreamID: strPtr(t.ID), UpstreamStatus: strPtr(t.Status),
+			WalletID: ptr(job.WalletID), Amount: ptr(debited), Currency: ptr(orDefault(t.From.Currency, job.SourceCurrency)),
+			Fee: ptr(fee), FeeCurrency: ptr(feeCur), Response: raw(t),
+		},
+		Reason: fmt.Sprintf("internal transfer %s %s: %s %s from Infinity %s to wallet %s", t.ID, t.Status, debited,
+			job.SourceCurrency, *job.InfinityWalletID, job.WalletID),
+	}}
+}
+
+// stepTrade is the guide's step 3: buy the crypto with the USD step 1 moved.
+func (r *Runner) stepTrade(ctx context.Context, job *store.WithdrawalJob) outcome {
+	t, err := r.up.CreateTrade(ctx, interlace.TradeRequest{
+		ReferenceID: job.TradeRequestID.String(), AccountID: job.AccountID, BaseCurrency: job.Currency,
+		QuoteCurrency: job.SourceCurrency, Side: "BUY", RFQCurrency: job.SourceCurrency, RFQAmount: job.Amount,
+	})
+	if err != nil {
+		return r.upstreamError(job, "trade", err)
+	}
+	switch statusClass(t.Status) {
+	case "failed":
+		return fail(fmt.Sprintf("trade %s status %s", t.ID, t.Status))
+	case "pending":
+		return r.inProgress("trade", t.ID, t.Status)
+	}
+	if !t.BaseAmount.IsPositive() {
+		return fail(fmt.Sprintf("trade %s bought %s %s", t.ID, t.BaseAmount, t.BaseCurrency))
+	}
+	if t.BaseCurrency != "" && !strings.EqualFold(t.BaseCurrency, job.Currency) {
+		return fail(fmt.Sprintf("trade %s bought %s, not %s", t.ID, t.BaseCurrency, job.Currency))
+	}
+	// Contract §8: step 5 withdraws from the wallet the trade answers as baseWalletId.
+	wallet, note := t.BaseWalletID, ""
+	if wallet == "" {
+		wallet, note = job.WalletID, " (no baseWalletId in the answer: using the funded wallet)"
+	}
+	return outcome{kind: outcomeAdvance, record: store.StepRecord{
+		Next: store.StepFee,
+		Result: store.WithdrawalStep{
+			RequestID: ptr(job.TradeRequestID), UpstreamID: strPtr(t.ID), UpstreamStatus: strPtr(t.Status),
+			WalletID: ptr(wallet), Amount: ptr(t.BaseAmount), Currency: ptr(job.Currency), Fee: ptr(t.Fee),
+			FeeCurrency: ptr(orDefault(t.FeeCurrency, job.SourceCurrency)), Rate: ptr(t.Rate), Response: raw(t),
+		},
+		BaseWalletID: ptr(wallet), BaseAmount: ptr(t.BaseAmount),
+		Reason: fmt.Sprintf("trade %s %s: %s %s bought %s %s into wallet %s at rate %s, fee %s %s%s", t.ID, t.Status,
+			job.Amount, job.SourceCurrency, t.BaseAmount, job.Currency, wallet, t.Rate, t.Fee,
+			orDefault(t.FeeCurrency, job.SourceCurrency), note),
+	}}
+}
+
+// stepFee is the guide's step 4 on what the trade actually bought, with the fee
+// check repeated on the executed trade: the last point before money leaves.
+func (r *Runner) stepFee(ctx context.Context, job *store.WithdrawalJob) outcome {
+	trade, ok := job.StepResult(store.StepTrade)
+	if !ok || job.BaseWalletID == nil || job.BaseAmount == nil {
+		return fail("internal: fee step without a recorded trade")
+	}
+	fq, err := r.feeQuota(ctx, job, *job.BaseWalletID, *job.BaseAmount)
+	if err != nil {
+		return r.upstreamError(job, "fee-and-quota", err)
+	}
+	v := FeeCheck{
+		Amount: job.Amount, SourceCurrency: job.SourceCurrency, MaxRate: job.MaxFeeRate,
+		TradeFee: deref(trade.Fee), TradeFeeCurrency: derefS(trade.FeeCurrency), Rate: deref(trade.Rate),
+		Withdrawn: *job.BaseAmount, Currency: job.Currency, NetworkFees: fq.Fees,
+	}.Evaluate()
+	result := &store.WithdrawalStep{
+		WalletID: job.BaseWalletID, Amount: job.BaseAmount, Currency: ptr(job.Currency), Fee: ptr(v.NetworkFee),
+		FeeCurrency: ptr(job.Currency), Response: raw(fq),
+	}
+	if v.Stop != "" {
+		return outcome{kind: outcomeStop, status: store.WithdrawalStopped, code: "fee_limit", result: result,
+			reason: fmt.Sprintf("stopped before the money left the account: %s; the %s %s bought stay in wallet %s",
+				v.Stop, *job.BaseAmount, job.Currency, *job.BaseWalletID)}
+	}
+	return outcome{kind: outcomeAdvance, record: store.StepRecord{
+		Next: store.StepTransfer, Result: *result,
+		Reason: fmt.Sprintf("fees %s %s within the limit %s %s (network fee %s %s)", v.Total, job.Currency, v.Limit,
+			job.Currency, v.NetworkFee, job.Currency),
+	}}
+}
+
+// stepTransfer is the guide's step 5: withdraw what the trade bought from
+// baseWalletId; the network fee is charged on top.
+func (r *Runner) stepTransfer(ctx context.Context, job *store.WithdrawalJob) outcome {
+	if job.BaseWalletID == nil || job.BaseAmount == nil {
+		return fail("internal: transfer without a recorded trade")
+	}
+	t, err := r.up.CreateBlockchainTransfer(ctx, interlace.BlockchainTransferRequest{
+		IdempotencyKey: job.TransferRequestID.String(), AccountID: job.AccountID,
+		Source:      interlace.Source{Type: "cryptoconnect_wallet", ID: *job.BaseWalletID},
+		Destination: interlace.Destination{Type: "blockchain", Chain: job.Chain, Address: job.Address},
+		Amount:      interlace.Money{Amount: *job.BaseAmount, Currency: job.Currency},
+	})
+	if err != nil {
+		return r.upstreamError(job, "blockchain transfer", err)
+	}
+	amount := t.Amount.Amount
+	if amount.IsZero() {
+		amount = *job.BaseAmount
+	}
+	fee, feeCur := decimal.Zero, job.Currency
+	for _, f := range t.Fees {
+		if f.Amount.IsZero() {
+			continue
+		}
+		if !strings.EqualFold(f.Currency, job.Currency) {
+			feeCur = "MIXED"
+		}
+		fee = fee.Add(f.Amount)
+	}
+	result := store.WithdrawalStep{
+		RequestID: ptr(job.TransferRequestID), UpstreamID: strPtr(t.ID), UpstreamStatus: strPtr(t.Status),
+		WalletID: job.BaseWalletID, Amount: ptr(amount), Currency: ptr(orDefault(t.Amount.Currency, job.Currency)),
+		Fee: ptr(fee), FeeCurrency: ptr(feeCur), Response: raw(t),
+	}
+	if statusClass(t.Status) == "failed" {
+		return outcome{kind: outcomeFail, status: store.WithdrawalFailed, result: &result,
+			reason: fmt.Sprintf("blockchain transfer %s status %s", t.ID, t.Status)}
+	}
+	return outcome{kind: outcomeAdvance, record: store.StepRecord{
+		Next: store.StepConfirm, Result: result,
+		ChainTransferID: strPtr(t.ID), ChainStatus: strPtr(t.Status), TxHash: strPtr(t.TransactionHash),
+		Reason: fmt.Sprintf("blockchain transfer %s %s: %s %s from wallet %s to %s on %s, network fee %s %s", t.ID,
+			t.Status, amount, job.Currency, *job.BaseWalletID, job.Address, job.Chain, fee, feeCur),
+	}}
+}
+
+// stepConfirm waits for the on-chain transfer: Pending, then Closed with its
+// transactionHash. A webhook usually completes the withdrawal first (see the
+// sweeper_withdrawal_webhook trigger); polling is the fallback. Money has left by
+// now, so no upstream error fails the withdrawal here: it keeps polling.
+func (r *Runner) stepConfirm(ctx context.Context, job *store.WithdrawalJob, justTransferred bool) outcome {
+	if job.ChainTransferID == nil {
+		return fail("internal: confirm without a recorded blockchain transfer")
+	}
+	status, hash := derefS(job.ChainStatus), derefS(job.TxHash)
+	if store.ChainClass(status) == "final" && hash != "" {
+		// Already known (the transfer's own answer, or a webhook noted while we ran).
+		return outcome{kind: outcomeComplete, chainStatus: status, txHash: hash, result: &store.WithdrawalStep{
+			UpstreamID: job.ChainTransferID, UpstreamStatus: &status,
+			Response: raw(map[string]string{"id": *job.ChainTransferID, "status": status, "transactionHash": hash}),
+		}}
+	}
+	if justTransferred {
+		return outcome{kind: outcomeWait, delay: r.cfg.ConfirmInterval, chainStatus: status, txHash: hash, note: true}
+	}
+	t, err := r.up.GetBlockchainTransfer(ctx, *job.ChainTransferID)
+	if err != nil {
+		o := r.upstreamError(job, "get blockchain transfer", err)
+		if o.kind == outcomeFail {
+			o = outcome{kind: outcomeRetry, code: o.code, reason: o.reason + " (still polling: the money has left)",
+				delay: sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, 0)}
+		}
+		return o
+	}
+	result := &store.WithdrawalStep{
+		UpstreamID: strPtr(t.ID), UpstreamStatus: strPtr(t.Status), Amount: ptr(t.Amount.Amount),
+		Currency: strPtr(t.Amount.Currency), Response: raw(t),
+	}
+	switch store.ChainClass(t.Status) {
+	case "final":
+		if t.TransactionHash != "" {
+			return outcome{kind: outcomeComplete, chainStatus: t.Status, txHash: t.TransactionHash, result: result}
+		}
+	case "failed":
+		return outcome{kind: outcomeFail, status: store.WithdrawalFailed, result: result,
+			reason: fmt.Sprintf("on-chain transfer %s status %s", t.ID, t.Status)}
+	}
+	return outcome{kind: outcomeWait, delay: r.cfg.ConfirmInterval, chainStatus: t.Status, txHash: t.TransactionHash}
+}
+
+func deref(d *decimal.Decimal) decimal.Decimal {
+	if d == nil {
+		return decimal.Zero
+	}
+	return *d
+}
+
+func derefS(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
