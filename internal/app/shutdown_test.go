@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,9 +38,10 @@ var buildSweeper = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "sweeper")
+	// `go test` puts its own toolchain first on PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", err
 	}
 	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/sweeperhq/sweeper/cmd/sweeper")
 	if out, err := cmd.CombinedOutput(); err != nil {
