@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,25 +29,22 @@ import (
 	"github.com/sweeperhq/sweeper/internal/webhook"
 )
 
-// buildSweeper compiles cmd/sweeper once per test binary: the shutdown test
-// must signal the real program, not a goroutine pretending to be it.
-var buildSweeper = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "sweeper-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "sweeper")
+// buildSweeper compiles cmd/sweeper into the test's temporary directory: the
+// shutdown test must signal the real program, not a goroutine pretending to be it.
+func buildSweeper(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sweeper")
 	// `go test` puts its own toolchain first on PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
 	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/sweeperhq/sweeper/cmd/sweeper")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin, nil
-})
+	return bin
+}
 
 // syncBuffer collects a child's output while the test reads it.
 type syncBuffer struct {
@@ -162,10 +158,7 @@ func (c *child) wait(t *testing.T, within time.Duration) {
 // sweeps every deposit exactly once.
 func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	t.Parallel()
-	bin, err := buildSweeper()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := buildSweeper(t)
 	dbURL := pgtest.NewMigratedDatabase(t)
 	addr := freeAddr(t)
 
