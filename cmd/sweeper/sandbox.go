@@ -16,7 +16,6 @@ import (
 	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
 )
 
-
 func runSandbox(ctx context.Context, env config.Getenv, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sandbox", "Runs a fake Interlace over real HTTP: OAuth, every MoR guide endpoint with the guide's\n"+
 		"response shapes, an in-memory ledger, idempotent transfers, fault injection (PUT /sandbox/faults),\n"+

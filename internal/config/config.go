@@ -62,29 +62,29 @@ var SandboxVars = []Var{
 
 // Config is the parsed configuration.
 type Config struct {
-	DatabaseURL            string
-	HTTPAddr               string
-	InterlaceBaseURL       string
-	ClientID               string
-	ClientSecret           string
-	AccessToken            string
-	AccountID              string
-	WebhookSecret          string
-	WebhookSecretPrevious  string
-	WebhookSignedPart      string
-	InfinityWalletID       string
-	TargetCurrency         string
-	SweepCurrencies        []string
-	AdminToken             string
-	MaxFeeRate             decimal.Decimal
-	WorkerConcurrency      int
-	SweepLease             time.Duration
-	RetryMaxDelay          time.Duration
-	UpstreamTimeout        time.Duration
-	DBMaxConns             int
-	LogFormat              string
-	LogLevel               string
-	ShutdownTimeout        time.Duration
+	DatabaseURL           string
+	HTTPAddr              string
+	InterlaceBaseURL      string
+	ClientID              string
+	ClientSecret          string
+	AccessToken           string
+	AccountID             string
+	WebhookSecret         string
+	WebhookSecretPrevious string
+	WebhookSignedPart     string
+	InfinityWalletID      string
+	TargetCurrency        string
+	SweepCurrencies       []string
+	AdminToken            string
+	MaxFeeRate            decimal.Decimal
+	WorkerConcurrency     int
+	SweepLease            time.Duration
+	RetryMaxDelay         time.Duration
+	UpstreamTimeout       time.Duration
+	DBMaxConns            int
+	LogFormat             string
+	LogLevel              string
+	ShutdownTimeout       time.Duration
 }
 
 // Getenv is os.Getenv's shape, so tests pass a map instead of touching the process.

@@ -28,7 +28,9 @@ type Error struct {
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // Errorf builds an *Error.
-func Errorf(status int, code, msg string) *Error { return &Error{Status: status, Code: code, Message: msg} }
+func Errorf(status int, code, msg string) *Error {
+	return &Error{Status: status, Code: code, Message: msg}
+}
 
 // WriteError writes any error in the contract's shape; unknown errors become 500
 // without leaking their text.

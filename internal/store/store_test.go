@@ -436,5 +436,3 @@ func TestQueueStatsAndReady(t *testing.T) {
 		t.Fatal("ready with a missing migration")
 	}
 }
-
-
