@@ -38,7 +38,7 @@ func claimW(t *testing.T, s *store.Store, owner string, lease time.Duration) []s
 }
 
 func d(s string) *decimal.Decimal { v := decimal.RequireFromString(s); return &v }
-func sp(s string) *string        { return &s }
+func sp(s string) *string         { return &s }
 
 // advance records the current step with a small result and goes to next.
 func advance(t *testing.T, s *store.Store, job *store.WithdrawalJob, next string, rec store.StepRecord) {
