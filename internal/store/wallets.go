@@ -77,6 +77,30 @@ func (s *Store) SaveWallet(ctx context.Context, in WalletInput) (created bool, e
 		}
 		balances = string(b)
 	}
+	// A concurrent first save of the same wallet can surface as a unique violation
+	// on user_ref (not the ON CONFLICT arbiter) instead of a conflict on id; run
+	// once more, and the row it committed is found and updated.
+	for try := 0; ; try++ {
+		created, err = s.saveWallet(ctx, in, balances)
+		var pgErr *pgconn.PgError
+		if try == 0 && errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			continue
+		}
+		break
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, fmt.Errorf("store: wallet %s belongs to another user: %w", in.ID, ErrConflict)
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return false, fmt.Errorf("store: user %q already owns another wallet: %w", in.UserRef, ErrConflict)
+	case err != nil:
+		return false, translate("store: save wallet", err)
+	}
+	return created, nil
+}
+
+func (s *Store) saveWallet(ctx context.Context, in WalletInput, balances any) (created bool, err error) {
 	err = s.pool.QueryRow(ctx, `
 INSERT INTO wallets AS w (id, user_ref, reference_id, account_id, nickname, master, balances, refreshed_at)
 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::jsonb, '[]'), CASE WHEN $8 THEN now() END)
@@ -89,16 +113,7 @@ ON CONFLICT (id) DO UPDATE
  WHERE w.user_ref = EXCLUDED.user_ref
 RETURNING (xmax = 0)`, in.ID, in.UserRef, in.ReferenceID, in.AccountID, in.Nickname, in.Master, balances,
 		in.Refreshed).Scan(&created)
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return false, fmt.Errorf("store: wallet %s belongs to another user: %w", in.ID, ErrConflict)
-	case errors.As(err, &pgErr) && pgErr.Code == "23505":
-		return false, fmt.Errorf("store: user %q already owns another wallet: %w", in.UserRef, ErrConflict)
-	case err != nil:
-		return false, translate("store: save wallet", err)
-	}
-	return created, nil
+	return created, err
 }
 
 // SaveAddresses records (or updates) deposit addresses of a stored wallet.
