@@ -33,6 +33,7 @@ func commands() []command {
 		{"serve", "run the webhook/operator HTTP server and the sweep worker", runServe},
 		{"sandbox", "run the embedded fake Interlace (for the quick start, tests and benchmarks)", runSandbox},
 		{"chaos", "prove on loopback that nothing is lost or moved twice under kills, faults and a database crash", runChaos},
+		{"bench", "measure ingest, sweep, end-to-end latency and memory against the targets (docs/PERFORMANCE.md)", runBench},
 	}
 }
 

@@ -14,96 +14,122 @@ var ErrClosed = errors.New("store: batcher closed")
 
 // BatcherOptions tune group commit.
 type BatcherOptions struct {
-	// MaxBatch caps deliveries per transaction [64].
+	// MaxBatch caps items per transaction [64].
 	MaxBatch int
-	// Committers is how many transactions may be open at once [4]. While one
+	// Committers is how many transactions may be open at once [2]. While one
 	// commits (waiting on the WAL flush), new arrivals gather for the next, so
 	// batches form by themselves under load and cost nothing when idle: no timer
-	// ever delays a lone delivery.
+	// ever delays a lone item. Two keep one transaction filling while the other
+	// flushes; more only split the same arrivals into smaller batches (more
+	// commits for the same work) on a small database server.
 	Committers int
 	// OnBatch observes each committed batch's size (metrics).
 	OnBatch func(n int)
 }
 
+func (o *BatcherOptions) defaults() {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 64
+	}
+	if o.Committers <= 0 {
+		o.Committers = 2
+	}
+}
+
 // Batcher records concurrent deliveries in shared transactions (group commit),
 // answering each caller only after the transaction holding its delivery commits.
 type Batcher struct {
-	st      *Store
-	opts    BatcherOptions
-	reqs    chan *ingestReq
-	wg      sync.WaitGroup
-	mu      sync.RWMutex
-	closed  bool
-}
-
-type ingestReq struct {
-	ctx    context.Context
-	d      Delivery
-	effect Effect
-	err    error
-	done   chan struct{}
+	gc *groupCommit[Delivery, Effect]
 }
 
 // NewBatcher starts the committers.
 func NewBatcher(st *Store, opts BatcherOptions) *Batcher {
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 64
-	}
-	if opts.Committers <= 0 {
-		opts.Committers = 4
-	}
-	b := &Batcher{st: st, opts: opts, reqs: make(chan *ingestReq, opts.MaxBatch*opts.Committers)}
-	for i := 0; i < opts.Committers; i++ {
-		b.wg.Add(1)
-		go b.run()
-	}
-	return b
+	return &Batcher{gc: newGroupCommit(opts, st.IngestBatch, st.Ingest)}
 }
 
 // Ingest records d and returns once it is committed (or failed).
-func (b *Batcher) Ingest(ctx context.Context, d Delivery) (Effect, error) {
-	r := &ingestReq{ctx: ctx, d: d, done: make(chan struct{})}
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return "", ErrClosed
-	}
-	select {
-	case b.reqs <- r:
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return "", ctx.Err()
-	}
-	b.mu.RUnlock()
-	// Wait for the outcome even if ctx ends: the transaction may already be
-	// committing, and the caller must not be told "failed" for a delivery that is
-	// in fact stored (a duplicate redelivery would then be the only record).
-	<-r.done
-	return r.effect, r.err
-}
+func (b *Batcher) Ingest(ctx context.Context, d Delivery) (Effect, error) { return b.gc.do(ctx, d) }
 
 // Close stops accepting deliveries and waits for queued ones to commit.
-func (b *Batcher) Close() {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return
-	}
-	b.closed = true
-	close(b.reqs)
-	b.mu.Unlock()
-	b.wg.Wait()
+func (b *Batcher) Close() { b.gc.close() }
+
+// groupCommit runs concurrent calls of an all-or-nothing batch operation in
+// shared transactions, answering each caller only after its batch committed.
+type groupCommit[T, R any] struct {
+	opts BatcherOptions
+	// batch records items in one transaction: all or none, results in item order.
+	batch func(ctx context.Context, items []T) ([]R, error)
+	// one records a single item, when a batch failed and its items are retried
+	// apart so that one bad item cannot fail its neighbours.
+	one    func(ctx context.Context, item T) (R, error)
+	reqs   chan *gcReq[T, R]
+	wg     sync.WaitGroup
+	mu     sync.RWMutex
+	closed bool
 }
 
-func (b *Batcher) run() {
-	defer b.wg.Done()
-	batch := make([]*ingestReq, 0, b.opts.MaxBatch)
-	for first := range b.reqs {
+type gcReq[T, R any] struct {
+	ctx  context.Context
+	item T
+	res  R
+	err  error
+	done chan struct{}
+}
+
+func newGroupCommit[T, R any](opts BatcherOptions, batch func(context.Context, []T) ([]R, error),
+	one func(context.Context, T) (R, error)) *groupCommit[T, R] {
+	opts.defaults()
+	g := &groupCommit[T, R]{opts: opts, batch: batch, one: one,
+		reqs: make(chan *gcReq[T, R], opts.MaxBatch*opts.Committers)}
+	for i := 0; i < opts.Committers; i++ {
+		g.wg.Add(1)
+		go g.run()
+	}
+	return g
+}
+
+func (g *groupCommit[T, R]) do(ctx context.Context, item T) (R, error) {
+	r := &gcReq[T, R]{ctx: ctx, item: item, done: make(chan struct{})}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return r.res, ErrClosed
+	}
+	select {
+	case g.reqs <- r:
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return r.res, ctx.Err()
+	}
+	g.mu.RUnlock()
+	// Wait for the outcome even if ctx ends: the transaction may already be
+	// committing, and the caller must not be told "failed" for an item that is in
+	// fact stored (for a webhook, a duplicate redelivery would then be its only record).
+	<-r.done
+	return r.res, r.err
+}
+
+func (g *groupCommit[T, R]) close() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.closed = true
+	close(g.reqs)
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+func (g *groupCommit[T, R]) run() {
+	defer g.wg.Done()
+	batch := make([]*gcReq[T, R], 0, g.opts.MaxBatch)
+	for first := range g.reqs {
 		batch = append(batch[:0], first)
 	fill:
-		for len(batch) < b.opts.MaxBatch {
+		for len(batch) < g.opts.MaxBatch {
 			select {
-			case r, ok := <-b.reqs:
+			case r, ok := <-g.reqs:
 				if !ok {
 					break fill
 				}
@@ -112,15 +138,15 @@ func (b *Batcher) run() {
 				break fill
 			}
 		}
-		b.commit(batch)
+		g.commit(batch)
 	}
 }
 
-func (b *Batcher) commit(batch []*ingestReq) {
+func (g *groupCommit[T, R]) commit(batch []*gcReq[T, R]) {
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			// The sender gave up before we started: nothing was written, say so.
+			// The caller gave up before we started: nothing was written, say so.
 			r.err = err
 			close(r.done)
 			continue
@@ -130,25 +156,25 @@ func (b *Batcher) commit(batch []*ingestReq) {
 	if len(live) == 0 {
 		return
 	}
-	ds := make([]Delivery, len(live))
+	items := make([]T, len(live))
 	for i, r := range live {
-		ds[i] = r.d
+		items[i] = r.item
 	}
-	// The transaction runs under its own context: one impatient sender must not
-	// roll back the others' deliveries.
-	// Bounded, because a hung database must turn into a 503 (Interlace retries),
-	// not into senders waiting forever.
+	// The transaction runs under its own context: one impatient caller must not
+	// roll back the others' items.
+	// Bounded, because a hung database must turn into an error (a webhook answers
+	// 503 and Interlace retries), not into callers waiting forever.
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	effects, err := b.st.IngestBatch(ctx, ds)
+	results, err := g.batch(ctx, items)
 	if err != nil && len(live) > 1 && !errors.Is(err, ErrUnavailable) {
-		// One bad delivery must not fail its neighbours: record them one by one.
+		// One bad item must not fail its neighbours: record them one by one.
 		for _, r := range live {
-			r.effect, r.err = b.st.Ingest(ctx, r.d)
+			r.res, r.err = g.one(ctx, r.item)
 			close(r.done)
 		}
-		if b.opts.OnBatch != nil {
-			b.opts.OnBatch(1)
+		if g.opts.OnBatch != nil {
+			g.opts.OnBatch(1)
 		}
 		return
 	}
@@ -156,11 +182,11 @@ func (b *Batcher) commit(batch []*ingestReq) {
 		if err != nil {
 			r.err = err
 		} else {
-			r.effect = effects[i]
+			r.res = results[i]
 		}
 		close(r.done)
 	}
-	if err == nil && b.opts.OnBatch != nil {
-		b.opts.OnBatch(len(live))
+	if err == nil && g.opts.OnBatch != nil {
+		g.opts.OnBatch(len(live))
 	}
 }

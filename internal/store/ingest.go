@@ -120,7 +120,7 @@ func (s *Store) Ingest(ctx context.Context, d Delivery) (Effect, error) {
 }
 
 // IngestBatch records several deliveries in ONE transaction (group commit): one
-// WAL flush for all of them. Every statement is pipelined in a single round trip.
+// WAL flush for all of them. The whole transaction is a single round trip.
 // Either all are recorded or none is. Deadlocks between concurrent batches are
 // retried; effects come back in the order of ds.
 func (s *Store) IngestBatch(ctx context.Context, ds []Delivery) ([]Effect, error) {
@@ -162,25 +162,30 @@ func (s *Store) IngestBatch(ctx context.Context, ds []Delivery) ([]Effect, error
 	return effects, nil
 }
 
+// ingestOnce sends every call in one pipeline without BEGIN/COMMIT: PostgreSQL
+// runs the statements before the pipeline's Sync as one implicit transaction, so
+// a batch costs one round trip instead of three, and commits (or rolls back as a
+// whole) at the Sync. Results stream back before the commit, so nothing is
+// returned until Close has seen the Sync's answer: only then is the batch durable.
 func (s *Store) ingestOnce(ctx context.Context, order []int, argsets [][]any) ([]Effect, error) {
 	effects := make([]Effect, len(argsets))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, i := range order {
-			b.Queue(ingestSQL, argsets[i]...)
+	b := &pgx.Batch{}
+	for _, i := range order {
+		b.Queue(ingestSQL, argsets[i]...)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	for _, i := range order {
+		var e string
+		if err := br.QueryRow().Scan(&e); err != nil {
+			_ = br.Close()
+			return nil, err
 		}
-		br := tx.SendBatch(ctx, b)
-		for _, i := range order {
-			var e string
-			if err := br.QueryRow().Scan(&e); err != nil {
-				_ = br.Close()
-				return err
-			}
-			effects[i] = Effect(e)
-		}
-		return br.Close()
-	})
-	return effects, err
+		effects[i] = Effect(e)
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	return effects, nil
 }
 
 func nullString(s string) any {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -158,47 +159,160 @@ WITH upd AS (
 )
 SELECT count(*) FROM upd`
 
-func (s *Store) finish(ctx context.Context, op, set string, sw Sweep, toStatus, reason string, at Attempt, extra ...any) error {
-	sql := fmt.Sprintf(finishPrefix, set)
+// Outcome is one finished attempt, ready to record: the UPDATE of the sweep (only
+// while its lease is ours), its state-change event and the attempt row.
+type Outcome struct {
+	op        string
+	depositID string
+	sql       string
+	args      []any
+}
+
+var (
+	completeSQL = fmt.Sprintf(finishPrefix, `status = 'succeeded',
+           interlace_transfer_id = $15, upstream_status = $16, credited_amount = $17, credited_currency = $18,
+           fee_amount = $19, fee_currency = $20, swept_at = now(), last_error = NULL, last_error_code = NULL`)
+	retrySQL = fmt.Sprintf(finishPrefix, `status = 'pending', run_at = now() + $15::interval,
+           last_error = $16, last_error_code = $17`)
+	failSQL = fmt.Sprintf(finishPrefix, `status = 'failed', failed_at = now(),
+           last_error = $15, last_error_code = $16`)
+)
+
+func newOutcome(op, sql string, sw Sweep, toStatus, reason string, at Attempt, extra ...any) Outcome {
 	args := []any{sw.DepositID, sw.LeaseToken, toStatus, reason, sw.Attempts, sw.ClientTransactionID, at.Worker,
 		at.StartedAt, at.Duration, nullInt(at.HTTPStatus), nullString(at.Code), nullString(at.Message), at.Outcome,
 		nullString(at.Error)}
-	args = append(args, extra...)
+	return Outcome{op: op, depositID: sw.DepositID, sql: sql, args: append(args, extra...)}
+}
+
+// Succeeded is the outcome of a successful transfer.
+func Succeeded(sw Sweep, res SweepResult, at Attempt) Outcome {
+	return newOutcome("store: complete sweep", completeSQL, sw, SweepSucceeded,
+		"transfer "+res.InterlaceTransferID+" "+res.UpstreamStatus, at,
+		res.InterlaceTransferID, res.UpstreamStatus, res.CreditedAmount, res.CreditedCurrency,
+		res.FeeAmount, nullString(res.FeeCurrency))
+}
+
+// Retry puts the job back to pending, due after delay (measured on the database
+// clock). The clientTransactionId and body never change.
+func Retry(sw Sweep, delay time.Duration, code, reason string, at Attempt) Outcome {
+	return newOutcome("store: retry sweep", retrySQL, sw, SweepPending,
+		"retry in "+delay.Round(time.Millisecond).String()+": "+reason, at, delay, reason, nullString(code))
+}
+
+// Failed ends the job: a definite rejection, surfaced with Interlace's reason.
+func Failed(sw Sweep, code, reason string, at Attempt) Outcome {
+	return newOutcome("store: fail sweep", failSQL, sw, SweepFailed, "rejected: "+reason, at, reason, nullString(code))
+}
+
+// RecordOutcome records one outcome in its own transaction. ErrLeaseLost means
+// another worker took the job over (the attempt row is recorded all the same).
+func (s *Store) RecordOutcome(ctx context.Context, o Outcome) error {
 	var n int
-	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		return translate(op, err)
+	if err := s.pool.QueryRow(ctx, o.sql, o.args...).Scan(&n); err != nil {
+		return translate(o.op, err)
 	}
-	if n == 0 {
-		return fmt.Errorf("%s %s: %w", op, sw.DepositID, ErrLeaseLost)
+	return o.leaseErr(n)
+}
+
+func (o Outcome) leaseErr(updated int) error {
+	if updated == 0 {
+		return fmt.Errorf("%s %s: %w", o.op, o.depositID, ErrLeaseLost)
 	}
 	return nil
 }
 
+// RecordOutcomes records several outcomes in ONE transaction (one commit, one
+// round trip: see ingestOnce), all or none. The per-outcome answer is nil or
+// ErrLeaseLost; a returned error means nothing was recorded.
+func (s *Store) RecordOutcomes(ctx context.Context, outs []Outcome) ([]error, error) {
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	// One lock order (deposit id) for every batch, so two never deadlock.
+	order := make([]int, len(outs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return outs[order[a]].depositID < outs[order[b]].depositID })
+	var (
+		out []error
+		err error
+	)
+	for try := 0; try < 5; try++ {
+		out, err = s.recordOnce(ctx, order, outs)
+		if err == nil || !isRetryableTx(err) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, translate("store: record sweep outcomes", err)
+	}
+	return out, nil
+}
+
+func (s *Store) recordOnce(ctx context.Context, order []int, outs []Outcome) ([]error, error) {
+	b := &pgx.Batch{}
+	for _, i := range order {
+		b.Queue(outs[i].sql, outs[i].args...)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	out := make([]error, len(outs))
+	for _, i := range order {
+		var n int
+		if err := br.QueryRow().Scan(&n); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+		out[i] = outs[i].leaseErr(n)
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CompleteSweep records a successful transfer.
 func (s *Store) CompleteSweep(ctx context.Context, sw Sweep, res SweepResult, at Attempt) error {
-	return s.finish(ctx, "store: complete sweep", `status = 'succeeded',
-           interlace_transfer_id = $15, upstream_status = $16, credited_amount = $17, credited_currency = $18,
-           fee_amount = $19, fee_currency = $20, swept_at = now(), last_error = NULL, last_error_code = NULL`,
-		sw, SweepSucceeded, "transfer "+res.InterlaceTransferID+" "+res.UpstreamStatus, at,
-		res.InterlaceTransferID, res.UpstreamStatus, res.CreditedAmount, res.CreditedCurrency,
-		res.FeeAmount, nullString(res.FeeCurrency))
+	return s.RecordOutcome(ctx, Succeeded(sw, res, at))
 }
 
 // RetrySweep puts the job back to pending, due after delay (measured on the
 // database clock). The clientTransactionId and body never change.
 func (s *Store) RetrySweep(ctx context.Context, sw Sweep, delay time.Duration, code, reason string, at Attempt) error {
-	return s.finish(ctx, "store: retry sweep", `status = 'pending', run_at = now() + $15::interval,
-           last_error = $16, last_error_code = $17`,
-		sw, SweepPending, "retry in "+delay.Round(time.Millisecond).String()+": "+reason, at,
-		delay, reason, nullString(code))
+	return s.RecordOutcome(ctx, Retry(sw, delay, code, reason, at))
 }
 
 // FailSweep ends the job: a definite rejection, surfaced with Interlace's reason.
 func (s *Store) FailSweep(ctx context.Context, sw Sweep, code, reason string, at Attempt) error {
-	return s.finish(ctx, "store: fail sweep", `status = 'failed', failed_at = now(),
-           last_error = $15, last_error_code = $16`,
-		sw, SweepFailed, "rejected: "+reason, at, reason, nullString(code))
+	return s.RecordOutcome(ctx, Failed(sw, code, reason, at))
 }
+
+// OutcomeRecorder records the outcomes of concurrent sweeps in shared
+// transactions (group commit), answering each caller only after its commit: at
+// high throughput a worker finishes many sweeps per WAL flush.
+type OutcomeRecorder struct {
+	gc *groupCommit[Outcome, error]
+}
+
+// NewOutcomeRecorder starts the committers.
+func NewOutcomeRecorder(st *Store, opts BatcherOptions) *OutcomeRecorder {
+	return &OutcomeRecorder{gc: newGroupCommit(opts, st.RecordOutcomes,
+		func(ctx context.Context, o Outcome) (error, error) { return nil, st.RecordOutcome(ctx, o) })}
+}
+
+// Record records o and returns once it is committed: nil, ErrLeaseLost, or the
+// failure that kept it from being recorded.
+func (r *OutcomeRecorder) Record(ctx context.Context, o Outcome) error {
+	leaseErr, err := r.gc.do(ctx, o)
+	if err != nil {
+		return err
+	}
+	return leaseErr
+}
+
+// Close stops accepting outcomes and waits for queued ones to commit.
+func (r *OutcomeRecorder) Close() { r.gc.close() }
 
 // RequeueSweep lets an operator retry a failed sweep. The clientTransactionId is
 // kept, so if the rejected request had in fact gone through, the replay returns

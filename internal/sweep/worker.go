@@ -96,6 +96,9 @@ type Worker struct {
 
 	mu         sync.Mutex
 	infinityID string
+
+	// outcomes group-commits the outcomes of concurrent sweeps while Run runs.
+	outcomes *store.OutcomeRecorder
 }
 
 // New builds a worker.
@@ -118,6 +121,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	// money movement in half; only the drain deadline does.
 	workCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
+
+	// Outcomes of sweeps finishing together share a commit; each sweep still waits
+	// for its own to be durable before its slot is freed.
+	w.outcomes = store.NewOutcomeRecorder(w.store, store.BatcherOptions{})
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	freed := make(chan struct{}, 1)
@@ -164,6 +171,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		abandon()
 		<-drained
 	}
+	w.outcomes.Close()
 	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if n, err := w.store.ReleaseLeases(relCtx, w.cfg.Owner); err != nil {
@@ -309,7 +317,7 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 	var err error
 	switch o.kind {
 	case outcomeSucceeded:
-		err = w.store.CompleteSweep(recCtx, job, o.result, att)
+		err = w.record(recCtx, store.Succeeded(job, o.result, att))
 		if err == nil {
 			w.metrics.Sweep("succeeded", time.Since(job.CreatedAt))
 			log.Info("sweep succeeded", zap.String("outcome", "succeeded"),
@@ -317,7 +325,7 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 				zap.String("credited", o.result.CreditedAmount.String()+" "+o.result.CreditedCurrency))
 		}
 	case outcomeRejected:
-		err = w.store.FailSweep(recCtx, job, att.Code, o.reason, att)
+		err = w.record(recCtx, store.Failed(job, att.Code, o.reason, att))
 		if err == nil {
 			w.metrics.Sweep("failed", 0)
 			log.Error("sweep rejected", zap.String("outcome", "failed"), zap.String("code", att.Code), zap.String("reason", o.reason))
@@ -330,7 +338,7 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 		if delay == 0 {
 			delay = Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
 		}
-		err = w.store.RetrySweep(recCtx, job, delay, att.Code, o.reason, att)
+		err = w.record(recCtx, store.Retry(job, delay, att.Code, o.reason, att))
 		if err == nil {
 			w.metrics.Sweep(att.Outcome, 0)
 			log.Warn("sweep will retry", zap.String("outcome", att.Outcome), zap.Duration("retry_in", delay), zap.String("reason", o.reason))
@@ -348,6 +356,14 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 		// under the same id, which returns the same upstream result.
 		log.Error("record sweep outcome", zap.Error(err))
 	}
+}
+
+// record commits an outcome, group-committed with its neighbours while Run runs.
+func (w *Worker) record(ctx context.Context, o store.Outcome) error {
+	if w.outcomes == nil {
+		return w.store.RecordOutcome(ctx, o)
+	}
+	return w.outcomes.Record(ctx, o)
 }
 
 type outcomeKind int
