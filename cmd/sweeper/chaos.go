@@ -24,7 +24,7 @@ func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, std
 		"  chaos: deposits=N swept=N lost=0 doubled=0 stuck=0 failed=0 elapsed=…\n"+
 		"It exits 1 unless lost, doubled, stuck and failed are all 0.", stdout, nil)
 	deposits := fs.Int("deposits", 2000, "deposits the sandbox makes")
-	workers := fs.Int("workers", 3, "`sweeper serve` processes")
+	workers := fs.Int("workers", 3, "number of sweeper serve processes")
 	rate := fs.Float64("rate", 50, "deposits per second")
 	duration := fs.Duration("duration", 15*time.Minute, "cap on the whole run; whatever is not done by then counts as stuck")
 	settle := fs.Duration("settle", 3*time.Minute, "how long to wait, after the last deposit, for every sweep to end")
@@ -36,8 +36,9 @@ func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, std
 	latency := fs.Int("latency-ms", 20, "latency added to every Interlace call")
 	tacRate := fs.Float64("timeout-after-commit-rate", 0.1, "share of Interlace calls applied, then answered by a dropped connection")
 	dupRate := fs.Float64("duplicate-rate", 0.3, "per notification: chance of a sandbox duplicate, of a balancer copy, and of an out-of-order re-send")
-	dbURL := fs.String("database-url", firstNonEmpty(env("SWEEPER_TEST_DATABASE_URL"), env("DATABASE_URL")),
-		"admin-capable postgres:// URL, used when the harness does not run its own cluster (default $SWEEPER_TEST_DATABASE_URL or $DATABASE_URL)")
+	// No default value shown: the URL may hold a password, and --help is printed anywhere.
+	dbURL := fs.String("database-url", "",
+		"admin-capable postgres:// URL, used when the harness does not run its own cluster (default $SWEEPER_TEST_DATABASE_URL, else $DATABASE_URL)")
 	verbose := fs.Bool("v", false, "print progress and the run's figures on stderr")
 	keepLogs := fs.Bool("keep-logs", false, "keep the serve processes' logs even when the run passes")
 	if err := fs.Parse(args); err != nil {
@@ -54,7 +55,7 @@ func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, std
 		Deposits: *deposits, Workers: *workers, Rate: *rate, Duration: *duration, Settle: *settle,
 		KillEvery: *killEvery, DBRestart: *dbRestart, Seed: *seed,
 		ErrorRate: *errorRate, LatencyMs: *latency, TimeoutAfterCommitRate: *tacRate, DuplicateRate: *dupRate,
-		AdminURL: *dbURL, Exe: exe, ServeArgs: []string{"serve"}, KeepLogs: *keepLogs,
+		AdminURL: firstNonEmpty(*dbURL, env("SWEEPER_TEST_DATABASE_URL"), env("DATABASE_URL")), Exe: exe, ServeArgs: []string{"serve"}, KeepLogs: *keepLogs,
 	}
 	if cfg.KillEvery == 0 {
 		cfg.KillEvery = -1 // the flag's 0 means never; the package's zero means the default
