@@ -32,6 +32,8 @@ func commands() []command {
 		{"migrate", "apply all database migrations (`migrate status` lists them)", runMigrate},
 		{"serve", "run the webhook/operator HTTP server and the sweep worker", runServe},
 		{"sandbox", "run the embedded fake Interlace (for the quick start, tests and benchmarks)", runSandbox},
+		{"wallet", "provision users' CryptoConnect wallets and deposit addresses (operator API client)", runWallet},
+		{"withdraw", "pay out: convert USD and send it on-chain as a durable workflow (operator API client)", runWithdraw},
 		{"chaos", "prove on loopback that nothing is lost or moved twice under kills, faults and a database crash", runChaos},
 		{"bench", "measure ingest, sweep, end-to-end latency and memory against the targets (docs/PERFORMANCE.md)", runBench},
 	}
