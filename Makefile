@@ -1,4 +1,4 @@
-.PHONY: build test demo lint chaos fuzz vulncheck
+.PHONY: build test demo lint chaos fuzz vulncheck bench bench-micro
 build:
 	go build -o bin/sweeper ./cmd/sweeper
 # The test command (the same line README.md and .ci/run give).
@@ -18,3 +18,10 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 vulncheck:
 	scripts/govulncheck.sh
+# The performance figures (docs/PERFORMANCE.md), ~1 min on loopback; e.g.
+# make bench BENCH=ingest BENCH_FLAGS='-senders 1,4,16,64'. bench-micro: go test -bench.
+BENCH ?= all
+bench: build
+	bin/sweeper bench $(BENCH) $(BENCH_FLAGS)
+bench-micro:
+	go test -run '^$$' -bench . -benchmem ./internal/webhook/ ./internal/store/
