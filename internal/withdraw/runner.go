@@ -253,7 +253,7 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 	}
 	justTransferred := false
 	for job.Step != store.StepDone {
-		step := job.Step
+		step, attempt := job.Step, job.Attempts
 		o := r.runStep(ctx, &job, justTransferred)
 		if err := r.hook(ctx, &job, step, AfterCall); err != nil {
 			log.Warn("withdrawal abandoned", zap.String("step", step), zap.Error(err))
@@ -263,7 +263,7 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 		recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		err := r.record(recCtx, &job, o)
 		cancel()
-		l := log.With(zap.String("step", step), zap.String("outcome", o.kind.String()), zap.Int("attempt", job.Attempts))
+		l := log.With(zap.String("step", step), zap.String("outcome", o.kind.String()), zap.Int("attempt", attempt))
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
 			r.metrics.Withdrawal(step, "lease_lost")
@@ -285,8 +285,11 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 			}
 			justTransferred = step == store.StepTransfer
 			continue
-		case outcomeRetry, outcomeWait:
-			l.Warn("withdrawal step will run again", zap.Duration("in", o.delay), zap.String("reason", o.reason))
+		case outcomeRetry:
+			l.Warn("withdrawal step will run again", zap.Duration("in", o.delay), zap.String("code", o.code),
+				zap.String("reason", o.reason))
+		case outcomeWait:
+			l.Info("withdrawal waits for the chain", zap.Duration("poll_in", o.delay), zap.String("chain_status", o.chainStatus))
 		case outcomeFail, outcomeStop:
 			l.Error("withdrawal ended", zap.String("status", o.status), zap.String("code", o.code), zap.String("reason", o.reason))
 		case outcomeComplete:
