@@ -33,17 +33,18 @@ type LedgerRow struct {
 	SweptAt             *time.Time       `json:"sweptAt,omitempty"`
 	LastError           *string          `json:"lastError,omitempty"`
 	Attempts            int              `json:"attempts"`
+	UserRef             *string          `json:"userRef,omitempty"`
 }
 
 const ledgerCols = `deposit_id, account_id, wallet_id, chain, tx_hash, currency, amount, deposit_status, received_at,
 	sweep_status, client_transaction_id, interlace_transfer_id, credited_amount, credited_currency, fee_amount,
-	fee_currency, swept_at, last_error, attempts`
+	fee_currency, swept_at, last_error, attempts, user_ref`
 
 func scanLedger(r pgx.CollectableRow) (LedgerRow, error) {
 	var l LedgerRow
 	err := r.Scan(&l.DepositID, &l.AccountID, &l.WalletID, &l.Chain, &l.TxHash, &l.Currency, &l.Amount,
 		&l.DepositStatus, &l.ReceivedAt, &l.SweepStatus, &l.ClientTransactionID, &l.InterlaceTransferID,
-		&l.CreditedAmount, &l.CreditedCurrency, &l.FeeAmount, &l.FeeCurrency, &l.SweptAt, &l.LastError, &l.Attempts)
+		&l.CreditedAmount, &l.CreditedCurrency, &l.FeeAmount, &l.FeeCurrency, &l.SweptAt, &l.LastError, &l.Attempts, &l.UserRef)
 	return l, err
 }
 
