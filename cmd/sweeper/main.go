@@ -42,6 +42,9 @@ func commands() []command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; unregistering then lets a second
+	// one kill the process the default way, for an operator who cannot wait.
+	go func() { <-ctx.Done(); stop() }()
 	os.Exit(run(ctx, os.Getenv, os.Args[1:], os.Stdout, os.Stderr))
 }
 
