@@ -44,6 +44,24 @@ func (e *Env) logf(format string, args ...any) {
 	}
 }
 
+// noteBackground logs how busy the machine is before a benchmark starts: on a
+// shared machine, other work competes for the same cores and every figure moves.
+func (e *Env) noteBackground(ctx context.Context, name string) {
+	busy0, total0 := machineCPU()
+	if sleepCtx(ctx, 500*time.Millisecond) != nil {
+		return
+	}
+	busy1, total1 := machineCPU()
+	if total1 > total0 {
+		pct := 100 * float64(busy1-busy0) / float64(total1-total0)
+		note := ""
+		if pct > 10 {
+			note = ": something else is running, figures will be lower and noisier"
+		}
+		e.logf("%s: machine %.0f%% busy before start%s", name, pct, note)
+	}
+}
+
 // Shared identities: the sandbox's defaults, so a deposit recorded by the app can be
 // swept by the sandbox without any setup.
 const (

@@ -46,6 +46,7 @@ func E2E(ctx context.Context, env *Env, cfg E2EConfig) (E2EResult, error) {
 	n := max(1, int(float64(cfg.Rate)*cfg.Duration.Seconds()))
 	res := E2EResult{Rate: cfg.Rate, Deposits: n}
 
+	env.noteBackground(ctx, "e2e")
 	dbs, err := newDatabases(ctx, env)
 	if err != nil {
 		return res, err
@@ -55,7 +56,7 @@ func E2E(ctx context.Context, env *Env, cfg E2EConfig) (E2EResult, error) {
 	if err != nil {
 		return res, err
 	}
-	up, err := startUpstream(0, decimal.NewFromInt(int64(n+1)))
+	up, err := startUpstream(0, decimal.NewFromInt(int64(n+1)), true)
 	if err != nil {
 		return res, err
 	}

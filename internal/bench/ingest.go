@@ -104,6 +104,7 @@ func Ingest(ctx context.Context, env *Env, cfg IngestConfig) (IngestResult, erro
 	} else if warn != "" {
 		env.logf("WARNING: %s", warn)
 	}
+	env.noteBackground(ctx, "ingest")
 	var pg *pgbenchRunner
 	if !cfg.SkipPgbench {
 		pgURL, err := dbs.fresh(ctx)

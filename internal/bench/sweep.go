@@ -102,6 +102,7 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 		}
 	}
 
+	env.noteBackground(ctx, "sweep")
 	dbs, err := newDatabases(ctx, env)
 	if err != nil {
 		return res, err
@@ -112,7 +113,7 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 		return res, err
 	}
 	const amount = 1
-	up, err := startUpstream(cfg.LatencyMs, decimal.NewFromInt(int64(res.Deposits*amount+1)))
+	up, err := startUpstream(cfg.LatencyMs, decimal.NewFromInt(int64(res.Deposits*amount+1)), false)
 	if err != nil {
 		return res, err
 	}
@@ -143,7 +144,18 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 			_ = a.stop()
 		}
 	}()
+	// Wait in memory until the sandbox has seen every transfer, then for the last
+	// outcomes to be recorded: polling the database all along would cost it CPU.
 	deadline := time.Now().Add(3*time.Minute + time.Duration(res.Deposits)*time.Millisecond)
+	for up.requests.Load() < int64(res.Deposits) {
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("bench: sweep: %d of %d transfers requested; app log: %s",
+				up.requests.Load(), res.Deposits, a.tail())
+		}
+		if err := sleepCtx(ctx, time.Millisecond); err != nil {
+			return res, err
+		}
+	}
 	for {
 		var left int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM sweeps WHERE status IN ('pending', 'in_flight')`).Scan(&left); err != nil {
@@ -155,7 +167,7 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 		if time.Now().After(deadline) {
 			return res, fmt.Errorf("bench: sweep: %d of %d sweeps still open; app log: %s", left, res.Deposits, a.tail())
 		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+		if err := sleepCtx(ctx, 2*time.Millisecond); err != nil {
 			return res, err
 		}
 	}
