@@ -436,3 +436,19 @@ func TestQueueStatsAndReady(t *testing.T) {
 		t.Fatal("ready with a missing migration")
 	}
 }
+
+func TestStuckSweepIsVisibleInTheLedger(t *testing.T) {
+	s, b := setup(t)
+	mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+	mustIngest(t, s, deposit("n2", "t2", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+	if _, err := b.pool.Exec(b.ctx, `UPDATE sweeps SET created_at = now() - interval '16 minutes' WHERE deposit_id = 't1'`); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweep_ledger WHERE stuck AND pending_since IS NOT NULL`); n != 1 {
+		t.Fatalf("stuck rows = %d, want 1", n)
+	}
+	claim(t, s, "w", 10, time.Minute)
+	if n := b.count(t, `SELECT count(*) FROM sweep_ledger WHERE in_flight_since IS NOT NULL`); n != 2 {
+		t.Fatalf("in flight rows = %d", n)
+	}
+}
