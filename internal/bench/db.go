@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,23 @@ func newDatabases(ctx context.Context, env *Env) (*databases, error) {
 	}
 	d.template = name
 	return d, nil
+}
+
+// copyOf returns the URL of a copy of the database at dbURL (which must have no
+// connections), by file copy: much faster than replaying a large one through WAL.
+func (d *databases) copyOf(ctx context.Context, dbURL string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("sweeper_bench_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6, dbSeq.Add(1))
+	src := strings.TrimPrefix(u.Path, "/")
+	if err := d.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+
+		pgx.Identifier{src}.Sanitize()+" STRATEGY FILE_COPY"); err != nil {
+		return "", fmt.Errorf("bench: copy database: %w", err)
+	}
+	d.created = append(d.created, name)
+	return d.url(name), nil
 }
 
 // fresh returns the URL of a new, migrated database.

@@ -45,7 +45,8 @@ func (r HistoryResult) Line() string {
 	s := fmt.Sprintf("bench history: rows=%d claim_ms_mean=%s claim_ms_p99=%s due_select_ms=%.3f due_buffers=%d due_plan=%q",
 		r.Rows, ms(r.ClaimMean), ms(r.ClaimP99), float64(r.DueExec)/float64(time.Millisecond), r.DueBuffers, r.DuePlan)
 	if r.Ingest.Requests > 0 {
-		s += fmt.Sprintf(" ingest_rps=%.0f ingest_p50_ms=%s ingest_p99_ms=%s", r.Ingest.RPS, ms(r.Ingest.P50), ms(r.Ingest.P99))
+		s += fmt.Sprintf(" ingest_rps=%.0f ingest_p50_ms=%s ingest_p99_ms=%s pgbench_tps=%.0f ratio=%.2f",
+			r.Ingest.RPS, ms(r.Ingest.P50), ms(r.Ingest.P99), r.Ingest.PgbenchTPS, r.Ingest.Ratio)
 	}
 	return s + fmt.Sprintf(" load_s=%.0f", r.Load.Seconds())
 }
@@ -133,9 +134,14 @@ func History(ctx context.Context, env *Env, cfg HistoryConfig) (HistoryResult, e
 	res.ClaimP99 = percentile(lat, 0.99)
 
 	if cfg.IngestDuration > 0 {
-		pool.Close() // the app gets the connections
-		res.Ingest, err = Ingest(ctx, env, IngestConfig{Senders: 16, Duration: cfg.IngestDuration, Rounds: 1,
-			SkipPgbench: true, DBURL: dbURL})
+		pool.Close() // the app gets the connections, and the copy needs none
+		ic := IngestConfig{Senders: 16, Duration: cfg.IngestDuration, Rounds: 1, DBURL: dbURL, Pgbench: cfg.Pgbench}
+		if _, err := findPgbench(cfg.Pgbench); err != nil {
+			ic.SkipPgbench = true
+		} else if ic.PgbenchDBURL, err = dbs.copyOf(ctx, dbURL); err != nil {
+			return res, err
+		}
+		res.Ingest, err = Ingest(ctx, env, ic)
 		if err != nil {
 			return res, err
 		}

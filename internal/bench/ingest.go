@@ -28,8 +28,9 @@ type IngestConfig struct {
 	SkipPgbench bool
 	// Rounds splits Duration into alternating app and pgbench windows [2].
 	Rounds int
-	// DBURL, when set, is used instead of a fresh database (history runs).
-	DBURL string
+	// DBURL and PgbenchDBURL, when set, are used instead of fresh databases
+	// (history runs give both the same history).
+	DBURL, PgbenchDBURL string
 }
 
 func (c *IngestConfig) defaults() {
@@ -62,6 +63,9 @@ type IngestResult struct {
 	// machine (app + PostgreSQL + the senders); MachineCPUPerTx is pgbench's.
 	AppCPUPerReq, MachineCPUPerReq, MachineCPUPerTx time.Duration
 	Rows                                            int // webhook_deliveries after the run (acknowledged ⊆ stored)
+	// BatchMean is the mean number of deliveries per commit (the app's
+	// sweeper_ingest_batch_size histogram over the whole run, warm-up included).
+	BatchMean float64
 }
 
 // Line is the bench's one-line summary.
@@ -73,8 +77,8 @@ func (r IngestResult) Line() string {
 // CostLine adds the senders and CPU cost, for the load table of docs/PERFORMANCE.md.
 func (r IngestResult) CostLine() string {
 	return fmt.Sprintf("bench ingest: senders=%d rps=%.0f p50_ms=%s p99_ms=%s pgbench_tps=%.0f ratio=%.2f "+
-		"app_cpu_us_per_req=%.0f machine_cpu_us_per_req=%.0f pgbench_machine_cpu_us_per_tx=%.0f rss_mib=%s",
-		r.Senders, r.RPS, ms(r.P50), ms(r.P99), r.PgbenchTPS, r.Ratio,
+		"batch_mean=%.1f app_cpu_us_per_req=%.0f machine_cpu_us_per_req=%.0f pgbench_machine_cpu_us_per_tx=%.0f rss_mib=%s",
+		r.Senders, r.RPS, ms(r.P50), ms(r.P99), r.PgbenchTPS, r.Ratio, r.BatchMean,
 		us(r.AppCPUPerReq), us(r.MachineCPUPerReq), us(r.MachineCPUPerTx), mib(r.RSSPeak))
 }
 
@@ -107,9 +111,11 @@ func Ingest(ctx context.Context, env *Env, cfg IngestConfig) (IngestResult, erro
 	env.noteBackground(ctx, "ingest")
 	var pg *pgbenchRunner
 	if !cfg.SkipPgbench {
-		pgURL, err := dbs.fresh(ctx)
-		if err != nil {
-			return res, err
+		pgURL := cfg.PgbenchDBURL
+		if pgURL == "" {
+			if pgURL, err = dbs.fresh(ctx); err != nil {
+				return res, err
+			}
 		}
 		if pg, err = newPgbench(cfg, pgURL); err != nil {
 			return res, err
@@ -163,6 +169,7 @@ func Ingest(ctx context.Context, env *Env, cfg IngestConfig) (IngestResult, erro
 		}
 	}
 	_, res.RSSPeak = a.memory()
+	res.BatchMean = a.batchMean()
 	stopped = true
 	if err := a.stop(); err != nil {
 		return res, err

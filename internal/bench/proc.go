@@ -176,6 +176,37 @@ func (a *appUnderTest) waitReady(ctx context.Context, timeout time.Duration) (ti
 	}
 }
 
+// batchMean scrapes the app's /metrics for the mean ingest batch size (0 if unknown).
+func (a *appUnderTest) batchMean() float64 {
+	if a.addr == "" {
+		return 0
+	}
+	resp, err := http.Get("http://" + a.addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum, count float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "sweeper_ingest_batch_size_sum":
+			sum, _ = strconv.ParseFloat(val, 64)
+		case "sweeper_ingest_batch_size_count":
+			count, _ = strconv.ParseFloat(val, 64)
+		}
+	}
+	if count == 0 {
+		return 0
+	}
+	return sum / count
+}
+
 // memory returns the resident set now and its peak (VmRSS, VmHWM) in bytes.
 func (a *appUnderTest) memory() (rss, peak uint64) {
 	pid := "self"

@@ -16,12 +16,14 @@ var ErrClosed = errors.New("store: batcher closed")
 type BatcherOptions struct {
 	// MaxBatch caps items per transaction [64].
 	MaxBatch int
-	// Committers is how many transactions may be open at once [2]. While one
-	// commits (waiting on the WAL flush), new arrivals gather for the next, so
-	// batches form by themselves under load and cost nothing when idle: no timer
-	// ever delays a lone item. Two keep one transaction filling while the other
-	// flushes; more only split the same arrivals into smaller batches (more
-	// commits for the same work) on a small database server.
+	// Committers is how many transactions may be open at once [1]. While one
+	// commits (its single round trip, WAL flush included), new arrivals queue for
+	// the next, so batches form by themselves under load and cost nothing when
+	// idle: no timer ever delays a lone item. More committers run smaller batches
+	// side by side, which pays when the database has cores to spare and a slow
+	// WAL flush; on a small server it only means more commits for the same work
+	// (docs/PERFORMANCE.md: 1 committer gave the largest batches, the least CPU
+	// per webhook and the lowest p99 at 4, 16 and 64 senders).
 	Committers int
 	// OnBatch observes each committed batch's size (metrics).
 	OnBatch func(n int)
@@ -32,7 +34,7 @@ func (o *BatcherOptions) defaults() {
 		o.MaxBatch = 64
 	}
 	if o.Committers <= 0 {
-		o.Committers = 2
+		o.Committers = 1
 	}
 }
 
