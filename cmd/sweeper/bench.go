@@ -26,7 +26,7 @@ func runBench(ctx context.Context, env config.Getenv, args []string, stdout, std
 		"  history  claim-query cost and ingest rate with -rows rows of history already in the tables\n"+
 		"Creates (and drops) databases on -db, runs `sweeper serve` as a child process on 127.0.0.1 and the\n"+
 		"sandbox in this process. Every acknowledgement is durable: do not turn fsync or synchronous_commit off.\n\n"+
-		"Usage: sweeper bench ["+benchModes+"] [flags]", stdout, nil)
+		"The first argument picks the benchmark: "+benchModes+" (default all).", stdout, nil)
 	defURL := env("SWEEPER_BENCH_DATABASE_URL")
 	if defURL == "" {
 		defURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -39,7 +39,7 @@ func runBench(ctx context.Context, env config.Getenv, args []string, stdout, std
 	sweeps := fs.Int("sweeps", 20000, "deposits preloaded for the 0 ms sweep run")
 	latencies := fs.String("latency", "0,100", "upstream latencies (ms) of the sweep runs")
 	rate := fs.Int("rate", 500, "deposits per second of the e2e run")
-	rows := fs.String("rows", "1000,100000,1000000", "history sizes for `bench history`")
+	rows := fs.String("rows", "1000,100000,1000000", "history sizes for the history benchmark")
 	keep := fs.Bool("keep", false, "keep the databases")
 	inProcess := fs.Bool("in-process", false, "run the app inside the bench instead of as a child (RSS then includes the bench)")
 	quiet := fs.Bool("q", false, "no progress on stderr")
@@ -55,13 +55,18 @@ func runBench(ctx context.Context, env config.Getenv, args []string, stdout, std
 	if fs.NArg() > 0 {
 		mode = fs.Arg(0)
 	}
+	usageErr := func(format string, args ...any) error {
+		msg := fmt.Sprintf(format, args...)
+		fmt.Fprintln(stderr, "sweeper bench: "+msg)
+		return fmt.Errorf("%w: %s", errUsage, msg)
+	}
 	senderList, err := intList(*senders, 1)
 	if err != nil {
-		return fmt.Errorf("%w: -senders: %v", errUsage, err)
+		return usageErr("-senders: %v", err)
 	}
 	rowList, err := intList(*rows, 1)
 	if err != nil {
-		return fmt.Errorf("%w: -rows: %v", errUsage, err)
+		return usageErr("-rows: %v", err)
 	}
 	e := &bench.Env{AdminURL: *dbURL, Keep: *keep, Log: stderr}
 	if *quiet {
@@ -93,7 +98,7 @@ func runBench(ctx context.Context, env config.Getenv, args []string, stdout, std
 		var out []bench.SweepResult
 		lats, err := intList(*latencies, 0)
 		if err != nil {
-			return nil, fmt.Errorf("%w: -latency: %v", errUsage, err)
+			return nil, usageErr("-latency: %v", err)
 		}
 		for _, l := range lats {
 			c := bench.SweepConfig{LatencyMs: l}
@@ -164,7 +169,7 @@ func runBench(ctx context.Context, env config.Getenv, args []string, stdout, std
 		}
 		print(bench.MemoryLine(ing[0], sw, r))
 	default:
-		return fmt.Errorf("%w: unknown bench %q (want %s)", errUsage, mode, benchModes)
+		return usageErr("unknown benchmark %q (want %s)", mode, benchModes)
 	}
 	return err
 }
