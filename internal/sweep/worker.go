@@ -94,8 +94,7 @@ type Worker struct {
 	log     *zap.Logger
 	metrics *metrics.Metrics
 
-	mu         sync.Mutex
-	infinityID string
+	infinity *interlace.InfinityWalletResolver
 
 	// outcomes group-commits the outcomes of concurrent sweeps while Run runs.
 	outcomes *store.OutcomeRecorder
@@ -106,7 +105,8 @@ func New(cfg Config, st *store.Store, up Upstream, log *zap.Logger, m *metrics.M
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, store: st, up: up, log: log, metrics: m, infinityID: cfg.InfinityWalletID}, nil
+	return &Worker{cfg: cfg, store: st, up: up, log: log, metrics: m,
+		infinity: interlace.NewInfinityWalletResolver(up, cfg.AccountID, cfg.TargetCurrency, cfg.InfinityWalletID)}, nil
 }
 
 // Run claims and processes sweeps until ctx ends, then stops claiming, waits up to
@@ -214,23 +214,15 @@ func (w *Worker) claimAndStart(ctx, workCtx context.Context, free int, slots cha
 // infinityWallet returns the Infinity balance id to credit, discovering it once
 // when it is not configured.
 func (w *Worker) infinityWallet(ctx context.Context) (string, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.infinityID != "" {
-		return w.infinityID, nil
-	}
-	wallets, err := w.up.ListInfinityWallets(ctx, w.cfg.AccountID)
+	known := w.infinity.Known()
+	id, err := w.infinity.ID(ctx)
 	if err != nil {
-		return "", fmt.Errorf("sweep: discover Infinity wallet: %w", err)
+		return "", fmt.Errorf("sweep: %w", err)
 	}
-	for _, wl := range wallets {
-		if strings.EqualFold(wl.Currency, w.cfg.TargetCurrency) && wl.ID != "" {
-			w.infinityID = wl.ID
-			w.log.Info("discovered Infinity wallet", zap.String("wallet_id", wl.ID), zap.String("currency", wl.Currency))
-			return wl.ID, nil
-		}
+	if known == "" {
+		w.log.Info("discovered Infinity wallet", zap.String("wallet_id", id), zap.String("currency", w.cfg.TargetCurrency))
 	}
-	return "", fmt.Errorf("sweep: account %s has no Infinity balance in %s", w.cfg.AccountID, w.cfg.TargetCurrency)
+	return id, nil
 }
 
 // listen turns NOTIFYs on the sweep channel into wake-ups. It reconnects after a

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
+	"github.com/sweeperhq/sweeper/internal/interlace"
 	"github.com/sweeperhq/sweeper/internal/metrics"
 	"github.com/sweeperhq/sweeper/internal/store"
 )
@@ -105,8 +106,7 @@ type Runner struct {
 	metrics *metrics.Metrics
 	wake    chan struct{}
 
-	mu         sync.Mutex
-	infinityID string
+	infinity *interlace.InfinityWalletResolver
 }
 
 // NewRunner builds a Runner.
@@ -118,7 +118,7 @@ func NewRunner(cfg RunnerConfig, st *store.Store, up Upstream, log *zap.Logger, 
 		log = zap.NewNop()
 	}
 	return &Runner{cfg: cfg, store: st, up: up, log: log, metrics: m, wake: make(chan struct{}, 1),
-		infinityID: cfg.InfinityWalletID}, nil
+		infinity: interlace.NewInfinityWalletResolver(up, cfg.AccountID, cfg.SourceCurrency, cfg.InfinityWalletID)}, nil
 }
 
 // Wake makes a running Run look for due withdrawals now. It never blocks.
@@ -203,9 +203,7 @@ func (r *Runner) ProcessDue(ctx context.Context) (int, error) {
 func (r *Runner) claim(ctx context.Context, limit int) ([]store.WithdrawalJob, error) {
 	// The Infinity balance id is discovered lazily, by the fund step, so that an idle
 	// runner makes no upstream call at all.
-	r.mu.Lock()
-	infinity := r.infinityID
-	r.mu.Unlock()
+	infinity := r.infinity.Known()
 	return r.store.ClaimWithdrawals(ctx, store.WithdrawalClaim{
 		Owner: r.cfg.Owner, Limit: limit, Lease: r.cfg.Lease, InfinityWalletID: infinity,
 	})
@@ -213,22 +211,11 @@ func (r *Runner) claim(ctx context.Context, limit int) ([]store.WithdrawalJob, e
 
 // infinityWallet returns the Infinity balance id to pay from, discovering it once.
 func (r *Runner) infinityWallet(ctx context.Context) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.infinityID != "" {
-		return r.infinityID, nil
-	}
-	wallets, err := r.up.ListInfinityWallets(ctx, r.cfg.AccountID)
+	id, err := r.infinity.ID(ctx)
 	if err != nil {
-		return "", fmt.Errorf("withdraw: discover Infinity wallet: %w", err)
+		return "", fmt.Errorf("withdraw: %w", err)
 	}
-	for _, w := range wallets {
-		if strings.EqualFold(w.Currency, r.cfg.SourceCurrency) && w.ID != "" {
-			r.infinityID = w.ID
-			return w.ID, nil
-		}
-	}
-	return "", fmt.Errorf("withdraw: account %s has no Infinity balance in %s", r.cfg.AccountID, r.cfg.SourceCurrency)
+	return id, nil
 }
 
 // errCrashed is how process learns that the hook simulated a crash.
