@@ -16,15 +16,18 @@ var ErrClosed = errors.New("store: batcher closed")
 type BatcherOptions struct {
 	// MaxBatch caps items per transaction [64].
 	MaxBatch int
-	// Committers is how many transactions may be open at once [1]. While one
-	// commits (its single round trip, WAL flush included), new arrivals queue for
-	// the next, so batches form by themselves under load and cost nothing when
-	// idle: no timer ever delays a lone item. More committers run smaller batches
-	// side by side, which pays when the database has cores to spare and a slow
-	// WAL flush; on a small server it only means more commits for the same work
-	// (docs/PERFORMANCE.md: 1 committer gave the largest batches, the least CPU
-	// per webhook and the lowest p99 at 4, 16 and 64 senders).
+	// Committers caps the transactions open at once [2]. While one commits (its
+	// single round trip, WAL flush included), arrivals gather for the next, so
+	// batches form by themselves under load and cost nothing when idle: no timer
+	// ever delays a lone item, which goes out at once when nothing is committing.
 	Committers int
+	// ParallelAt is how many items must be waiting before another transaction
+	// opens beside a running one [MaxBatch/4]. Below it they wait for the running
+	// one to finish and go out together: on a small database server that means
+	// fewer, larger commits and less CPU per item; above it, one transaction at a
+	// time could no longer keep up, and a second runs in parallel
+	// (docs/PERFORMANCE.md).
+	ParallelAt int
 	// OnBatch observes each committed batch's size (metrics).
 	OnBatch func(n int)
 }
@@ -34,7 +37,10 @@ func (o *BatcherOptions) defaults() {
 		o.MaxBatch = 64
 	}
 	if o.Committers <= 0 {
-		o.Committers = 1
+		o.Committers = 2
+	}
+	if o.ParallelAt <= 0 {
+		o.ParallelAt = max(1, o.MaxBatch/4)
 	}
 }
 
@@ -56,18 +62,21 @@ func (b *Batcher) Ingest(ctx context.Context, d Delivery) (Effect, error) { retu
 func (b *Batcher) Close() { b.gc.close() }
 
 // groupCommit runs concurrent calls of an all-or-nothing batch operation in
-// shared transactions, answering each caller only after its batch committed.
+// shared transactions, answering each caller only after its batch committed. One
+// dispatcher gathers arrivals and hands batches to the committers.
 type groupCommit[T, R any] struct {
 	opts BatcherOptions
 	// batch records items in one transaction: all or none, results in item order.
 	batch func(ctx context.Context, items []T) ([]R, error)
 	// one records a single item, when a batch failed and its items are retried
 	// apart so that one bad item cannot fail its neighbours.
-	one    func(ctx context.Context, item T) (R, error)
-	reqs   chan *gcReq[T, R]
-	wg     sync.WaitGroup
-	mu     sync.RWMutex
-	closed bool
+	one      func(ctx context.Context, item T) (R, error)
+	reqs     chan *gcReq[T, R]
+	work     chan []*gcReq[T, R] // dispatcher -> an idle committer
+	finished chan struct{}       // a committer -> dispatcher: one batch done
+	wg       sync.WaitGroup
+	mu       sync.RWMutex
+	closed   bool
 }
 
 type gcReq[T, R any] struct {
@@ -82,11 +91,16 @@ func newGroupCommit[T, R any](opts BatcherOptions, batch func(context.Context, [
 	one func(context.Context, T) (R, error)) *groupCommit[T, R] {
 	opts.defaults()
 	g := &groupCommit[T, R]{opts: opts, batch: batch, one: one,
-		reqs: make(chan *gcReq[T, R], opts.MaxBatch*opts.Committers)}
+		reqs:     make(chan *gcReq[T, R], opts.MaxBatch*opts.Committers),
+		work:     make(chan []*gcReq[T, R]),
+		finished: make(chan struct{}, opts.Committers),
+	}
 	for i := 0; i < opts.Committers; i++ {
 		g.wg.Add(1)
-		go g.run()
+		go g.committer()
 	}
+	g.wg.Add(1)
+	go g.dispatch()
 	return g
 }
 
@@ -123,24 +137,62 @@ func (g *groupCommit[T, R]) close() {
 	g.wg.Wait()
 }
 
-func (g *groupCommit[T, R]) run() {
+func (g *groupCommit[T, R]) committer() {
 	defer g.wg.Done()
-	batch := make([]*gcReq[T, R], 0, g.opts.MaxBatch)
-	for first := range g.reqs {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < g.opts.MaxBatch {
-			select {
-			case r, ok := <-g.reqs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
+	for b := range g.work {
+		g.commit(b)
+		g.finished <- struct{}{}
+	}
+}
+
+// dispatch gathers arrivals into the next batch and hands it to an idle committer
+// as soon as nothing is committing, or beside a running commit once ParallelAt
+// items wait. It ends, and stops the committers, when the queue is closed and
+// everything in it is committed.
+func (g *groupCommit[T, R]) dispatch() {
+	defer g.wg.Done()
+	defer close(g.work)
+	in := g.reqs
+	busy := 0
+	var pending []*gcReq[T, R]
+	for {
+		if len(pending) > 0 && busy < g.opts.Committers && (busy == 0 || len(pending) >= g.opts.ParallelAt) {
+			g.work <- pending // a committer is idle: it takes this at once
+			busy++
+			pending = nil
+			continue
 		}
-		g.commit(batch)
+		if in == nil && len(pending) == 0 && busy == 0 {
+			return
+		}
+		recv := in
+		if len(pending) >= g.opts.MaxBatch {
+			recv = nil // full: wait for a committer
+		}
+		select {
+		case r, ok := <-recv:
+			if !ok {
+				in = nil
+				continue
+			}
+			pending = append(pending, r)
+			// Take whatever else is already queued, so that a burst goes out as one batch.
+		drain:
+			for len(pending) < g.opts.MaxBatch {
+				select {
+				case r, ok := <-in:
+					if !ok {
+						in = nil
+						break drain
+					}
+					pending = append(pending, r)
+				default:
+					break drain
+				}
+			}
+		case <-g.finished:
+			busy--
+		}
 	}
 }
 
