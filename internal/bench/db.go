@@ -103,6 +103,21 @@ func (d *databases) url(name string) string {
 }
 
 // close drops every database of the run (unless Env.Keep).
+// newFreshDatabase is newDatabases plus one fresh migrated database, what most
+// benchmarks need. The caller closes the returned set.
+func newFreshDatabase(ctx context.Context, env *Env) (*databases, string, error) {
+	dbs, err := newDatabases(ctx, env)
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := dbs.fresh(ctx)
+	if err != nil {
+		dbs.close()
+		return nil, "", err
+	}
+	return dbs, url, nil
+}
+
 func (d *databases) close() {
 	if d.env.Keep {
 		for _, n := range d.created {

@@ -47,15 +47,11 @@ func E2E(ctx context.Context, env *Env, cfg E2EConfig) (E2EResult, error) {
 	res := E2EResult{Rate: cfg.Rate, Deposits: n}
 
 	env.noteBackground(ctx, "e2e")
-	dbs, err := newDatabases(ctx, env)
+	dbs, dbURL, err := newFreshDatabase(ctx, env)
 	if err != nil {
 		return res, err
 	}
 	defer dbs.close()
-	dbURL, err := dbs.fresh(ctx)
-	if err != nil {
-		return res, err
-	}
 	up, err := startUpstream(0, decimal.NewFromInt(int64(n+1)), true)
 	if err != nil {
 		return res, err

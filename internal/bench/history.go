@@ -76,15 +76,11 @@ func History(ctx context.Context, env *Env, cfg HistoryConfig) (HistoryResult, e
 		cfg.IngestDuration = 5 * time.Second
 	}
 	res := HistoryResult{Rows: cfg.Rows}
-	dbs, err := newDatabases(ctx, env)
+	dbs, dbURL, err := newFreshDatabase(ctx, env)
 	if err != nil {
 		return res, err
 	}
 	defer dbs.close()
-	dbURL, err := dbs.fresh(ctx)
-	if err != nil {
-		return res, err
-	}
 	pool, err := store.OpenPool(ctx, dbURL, store.PoolOptions{MaxConns: 4})
 	if err != nil {
 		return res, err

@@ -22,15 +22,11 @@ func (r ReadyResult) Line() string {
 // reports the slowest time to ready.
 func Ready(ctx context.Context, env *Env, runs int) (ReadyResult, error) {
 	var res ReadyResult
-	dbs, err := newDatabases(ctx, env)
+	dbs, dbURL, err := newFreshDatabase(ctx, env)
 	if err != nil {
 		return res, err
 	}
 	defer dbs.close()
-	dbURL, err := dbs.fresh(ctx)
-	if err != nil {
-		return res, err
-	}
 	for range max(1, runs) {
 		a, err := startApp(ctx, env, appOptions{dbURL: dbURL, http: true, worker: true})
 		if err != nil {

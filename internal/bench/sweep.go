@@ -103,15 +103,11 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 	}
 
 	env.noteBackground(ctx, "sweep")
-	dbs, err := newDatabases(ctx, env)
+	dbs, dbURL, err := newFreshDatabase(ctx, env)
 	if err != nil {
 		return res, err
 	}
 	defer dbs.close()
-	dbURL, err := dbs.fresh(ctx)
-	if err != nil {
-		return res, err
-	}
 	const amount = 1
 	up, err := startUpstream(cfg.LatencyMs, decimal.NewFromInt(int64(res.Deposits*amount+1)), false)
 	if err != nil {
