@@ -37,6 +37,9 @@ var contractMetrics = []string{
 	"sweeper_token_refreshes_total",
 }
 
+// extraMetrics are sweeper's own series beyond the contract that alerts may use.
+var extraMetrics = []string{"sweeper_sweeps_stuck"}
+
 var histograms = []string{"sweeper_sweep_duration_seconds", "sweeper_upstream_request_duration_seconds"}
 
 // allowedMetric reports whether an expression may select name, and which
@@ -45,7 +48,7 @@ func allowedMetric(name string) (string, bool) {
 	if name == "up" {
 		return name, true
 	}
-	if slices.Contains(contractMetrics, name) {
+	if slices.Contains(contractMetrics, name) || slices.Contains(extraMetrics, name) {
 		return name, true
 	}
 	for _, h := range histograms {
