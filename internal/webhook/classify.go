@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,7 +97,7 @@ const (
 // on who reads it. Any other JSON object is KindOther with a nil error.
 func ClassifyResource(resource string) (Classification, error) {
 	other := Classification{Kind: KindOther}
-	b := stringBytes(resource)
+	b := []byte(resource)
 	if !utf8.Valid(b) || !json.Valid(b) {
 		return other, unusablef("resource is not valid JSON")
 	}
@@ -119,7 +118,7 @@ func ClassifyResource(resource string) (Classification, error) {
 	}
 	var dst rawEnd
 	dst.read(r.destination)
-	if kindOf(dst.typ) != kindString || !asciiEqualFold(strings.TrimSpace(unquoteView(dst.typ)), walletDestType) {
+	if kindOf(dst.typ) != kindString || !asciiEqualFold(strings.TrimSpace(unquote(dst.typ)), walletDestType) {
 		return other, nil
 	}
 
@@ -130,26 +129,6 @@ func ClassifyResource(resource string) (Classification, error) {
 	}
 	c.Deposit = d
 	return c, nil
-}
-
-// bytesView returns v, a sub-slice of the resource, as a string. It copies: a
-// few hundred bytes per webhook is nothing next to the commit, and safe code
-// beats clever code on the money path.
-func bytesView(v []byte) string {
-	return string(v)
-}
-
-// unquoteView decodes a raw JSON string of the resource; without escapes (the
-// normal case) the result is a substring of the resource.
-func unquoteView(raw []byte) string {
-	if len(raw) < 2 {
-		return ""
-	}
-	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return bytesView(inner)
-	}
-	return unquote(raw)
 }
 
 // ClassStatus maps an upstream status to its class, case-insensitively and
@@ -344,7 +323,7 @@ func firstPresent(vs ...[]byte) []byte {
 func stringField(name string, v []byte) (string, error) {
 	switch k := kindOf(v); k {
 	case kindString:
-		return unquoteView(v), nil
+		return unquote(v), nil
 	case kindAbsent, kindNull:
 		return "", nil
 	default:
@@ -418,9 +397,9 @@ func currencyField(name string, v []byte) (string, error) {
 func numberText(name string, v []byte) (string, error) {
 	switch k := kindOf(v); k {
 	case kindString:
-		return unquoteView(v), nil
+		return unquote(v), nil
 	case kindNumber:
-		return bytesView(v), nil
+		return string(v), nil
 	case kindAbsent, kindNull:
 		return "", nil
 	default:

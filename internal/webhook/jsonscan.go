@@ -24,11 +24,6 @@ const maxNesting = 32
 // errTooDeep is returned by checkDuplicates for absurdly nested documents.
 var errTooDeep = errors.New("nested deeper than 32 levels")
 
-// stringBytes returns the bytes of s (a copy).
-func stringBytes(s string) []byte {
-	return []byte(s)
-}
-
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func skipSpace(b []byte, i int) int {

@@ -131,7 +131,7 @@ func (v *Verifier) Verify(signature string, rawBody []byte, env *Envelope) (keyI
 		if env == nil || env.Resource == "" {
 			return -1, fmt.Errorf("%w: no resource to verify", ErrBadSignature)
 		}
-		msg = stringBytes(env.Resource)
+		msg = []byte(env.Resource)
 	}
 
 	match, found := -1, 0
