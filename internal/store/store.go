@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
@@ -112,12 +111,4 @@ func isRetryableTx(err error) bool {
 		return pgErr.Code == "40P01" || pgErr.Code == "40001"
 	}
 	return false
-}
-
-// Now returns the database clock; every timestamp the service writes comes from it,
-// so replicas with skewed clocks still agree.
-func (s *Store) Now(ctx context.Context) (time.Time, error) {
-	var t time.Time
-	err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&t)
-	return t, translate("store: now", err)
 }
