@@ -95,9 +95,6 @@ type Worker struct {
 	metrics *metrics.Metrics
 
 	infinity *interlace.InfinityWalletResolver
-
-	// outcomes group-commits the outcomes of concurrent sweeps while Run runs.
-	outcomes *store.OutcomeRecorder
 }
 
 // New builds a worker.
@@ -124,7 +121,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	// Outcomes of sweeps finishing together share a commit; each sweep still waits
 	// for its own to be durable before its slot is freed.
-	w.outcomes = store.NewOutcomeRecorder(w.store, store.BatcherOptions{})
+	outcomes := store.NewOutcomeRecorder(w.store, store.BatcherOptions{})
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	freed := make(chan struct{}, 1)
@@ -140,7 +137,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if due {
 			if free := w.cfg.Concurrency - len(slots); free > 0 {
 				want := min(free, maxClaim)
-				n, err := w.claimAndStart(ctx, workCtx, want, slots, freed, &wg)
+				n, err := w.claimAndStart(ctx, workCtx, outcomes, want, slots, freed, &wg)
 				if err != nil && ctx.Err() == nil {
 					w.log.Warn("claim sweeps", zap.Error(err))
 				}
@@ -171,7 +168,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		abandon()
 		<-drained
 	}
-	w.outcomes.Close()
+	outcomes.Close()
 	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if n, err := w.store.ReleaseLeases(relCtx, w.cfg.Owner); err != nil {
@@ -182,7 +179,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-func (w *Worker) claimAndStart(ctx, workCtx context.Context, free int, slots chan struct{}, freed chan struct{}, wg *sync.WaitGroup) (int, error) {
+func (w *Worker) claimAndStart(ctx, workCtx context.Context, outcomes *store.OutcomeRecorder, free int, slots chan struct{}, freed chan struct{}, wg *sync.WaitGroup) (int, error) {
 	toID, err := w.infinityWallet(ctx)
 	if err != nil {
 		return 0, err
@@ -205,7 +202,7 @@ func (w *Worker) claimAndStart(ctx, workCtx context.Context, free int, slots cha
 				default:
 				}
 			}()
-			w.process(workCtx, job)
+			w.process(workCtx, outcomes, job)
 		}(job)
 	}
 	return len(jobs), nil
@@ -283,7 +280,7 @@ func Backoff(attempt int, base, maxDelay, retryAfter time.Duration) time.Duratio
 	return d
 }
 
-func (w *Worker) process(ctx context.Context, job store.Sweep) {
+func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, job store.Sweep) {
 	req := interlace.InternalTransferRequest{
 		ClientTransactionID: job.ClientTransactionID.String(),
 		AccountID:           job.AccountID,
@@ -309,7 +306,7 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 	var err error
 	switch o.kind {
 	case outcomeSucceeded:
-		err = w.record(recCtx, store.Succeeded(job, o.result, att))
+		err = outcomes.Record(recCtx, store.Succeeded(job, o.result, att))
 		if err == nil {
 			w.metrics.Sweep("succeeded", time.Since(job.CreatedAt))
 			log.Info("sweep succeeded", zap.String("outcome", "succeeded"),
@@ -317,7 +314,7 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 				zap.String("credited", o.result.CreditedAmount.String()+" "+o.result.CreditedCurrency))
 		}
 	case outcomeRejected:
-		err = w.record(recCtx, store.Failed(job, att.Code, o.reason, att))
+		err = outcomes.Record(recCtx, store.Failed(job, att.Code, o.reason, att))
 		if err == nil {
 			w.metrics.Sweep("failed", 0)
 			log.Error("sweep rejected", zap.String("outcome", "failed"), zap.String("code", att.Code), zap.String("reason", o.reason))
@@ -330,7 +327,7 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 		if delay == 0 {
 			delay = Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
 		}
-		err = w.record(recCtx, store.Retry(job, delay, att.Code, o.reason, att))
+		err = outcomes.Record(recCtx, store.Retry(job, delay, att.Code, o.reason, att))
 		if err == nil {
 			w.metrics.Sweep(att.Outcome, 0)
 			log.Warn("sweep will retry", zap.String("outcome", att.Outcome), zap.Duration("retry_in", delay), zap.String("reason", o.reason))
@@ -348,14 +345,6 @@ func (w *Worker) process(ctx context.Context, job store.Sweep) {
 		// under the same id, which returns the same upstream result.
 		log.Error("record sweep outcome", zap.Error(err))
 	}
-}
-
-// record commits an outcome, group-committed with its neighbours while Run runs.
-func (w *Worker) record(ctx context.Context, o store.Outcome) error {
-	if w.outcomes == nil {
-		return w.store.RecordOutcome(ctx, o)
-	}
-	return w.outcomes.Record(ctx, o)
 }
 
 type outcomeKind int
