@@ -1,9 +1,6 @@
 package withdraw
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // InputError is a request refused before any upstream call. Code is a stable
 // machine-readable reason (missing_field, invalid_amount, invalid_address,
@@ -27,10 +24,4 @@ func invalid(code, field, msg string) error {
 
 func missing(field string) error {
 	return &InputError{Code: "missing_field", Field: field, Message: field + " is required"}
-}
-
-// IsInputError reports whether err is (or wraps) an *InputError.
-func IsInputError(err error) bool {
-	var ie *InputError
-	return errors.As(err, &ie)
 }

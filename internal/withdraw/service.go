@@ -80,9 +80,6 @@ func NewService(cfg Config, st *store.Store, up Upstream, wake func()) (*Service
 	return &Service{cfg: cfg, store: st, up: up, wake: wake}, nil
 }
 
-// Networks returns the accepted (currency, chain) table.
-func (s *Service) Networks() Networks { return s.cfg.Networks }
-
 // --- wallets ---------------------------------------------------------------------------------------
 
 // WalletRequest is POST /v1/wallets.
