@@ -9,11 +9,9 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -301,9 +299,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		ErrorRate: cfg.ErrorRate, LatencyMs: cfg.LatencyMs,
 		TimeoutAfterCommitRate: cfg.TimeoutAfterCommitRate, DuplicateDeliveryRate: cfg.DuplicateRate,
 	}
-	if err := putFaults(runCtx, sbURL, faults); err != nil {
-		return res, err
-	}
+	// The sandbox runs in this process: its faults and deposits are set by call,
+	// not through its HTTP control endpoints. Config.defaults has checked the rates.
+	sb.SetFaults(faults)
 
 	// Chaos: deposits arrive at cfg.Rate while processes die and the database crashes.
 	var chaosWG sync.WaitGroup
@@ -331,7 +329,6 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.DBRestart && db.canRestart() {
 		restartAt = cfg.Deposits / 2
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
 	for i := 0; i < cfg.Deposits; i++ {
 		if d := time.Until(began.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))); d > 0 {
 			select {
@@ -356,7 +353,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 				logf("PostgreSQL back after %s", time.Since(t0).Round(time.Millisecond))
 			}()
 		}
-		if err := createDeposit(runCtx, client, sbURL, randomAmount(randN)); err != nil {
+		if _, err := sb.CreateDeposit(runCtx, newDeposit(randomAmount(randN))); err != nil {
 			stopChaos()
 			chaosWG.Wait()
 			return res, err
@@ -368,9 +365,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	logf("%d deposits made in %s; settling", cfg.Deposits, time.Since(began).Round(100*time.Millisecond))
 
 	// Settle: faults off, every process up, until every sweep has ended.
-	if err := putFaults(context.WithoutCancel(runCtx), sbURL, sandbox.Faults{}); err != nil {
-		return res, err
-	}
+	sb.SetFaults(sandbox.Faults{})
 	settleCtx, settleCancel := context.WithTimeout(runCtx, cfg.Settle)
 	defer settleCancel()
 	if err := fl.waitReady(settleCtx); err != nil {
@@ -445,46 +440,14 @@ func chooseServer(cfg Config) (own bool, note string) {
 	}
 }
 
-func putFaults(ctx context.Context, sbURL string, f sandbox.Faults) error {
-	b, _ := json.Marshal(f)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, sbURL+"/sandbox/faults", bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("chaos: set faults: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("chaos: set faults: %s: %s", resp.Status, body)
-	}
-	return nil
-}
-
-func createDeposit(ctx context.Context, client *http.Client, sbURL string, amount decimal.Decimal) error {
+// newDeposit is the sandbox deposit of amount: USDC, or USDT when the amount
+// has six decimals, so both currencies and precisions are exercised.
+func newDeposit(amount decimal.Decimal) sandbox.DepositRequest {
 	cur := "USDC"
-	if amount.Exponent() == -6 { // vary the currency with the amount's precision
+	if amount.Exponent() == -6 {
 		cur = "USDT"
 	}
-	b, _ := json.Marshal(map[string]any{"currency": cur, "amount": amount.String()})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sbURL+"/sandbox/deposits", bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("chaos: create deposit: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		body, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("chaos: create deposit: %s: %s", resp.Status, body)
-	}
-	return nil
+	return sandbox.DepositRequest{Currency: cur, Amount: amount}
 }
 
 // randomAmount is 0.01–50.00 with cents, or, one time in four, with six
