@@ -356,7 +356,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		if _, err := sb.CreateDeposit(runCtx, newDeposit(randomAmount(randN))); err != nil {
 			stopChaos()
 			chaosWG.Wait()
-			return res, err
+			return res, fmt.Errorf("chaos: create deposit: %w", err)
 		}
 	}
 	stopChaos()
