@@ -102,7 +102,6 @@ func (d *databases) url(name string) string {
 	return u.String()
 }
 
-// close drops every database of the run (unless Env.Keep).
 // newFreshDatabase is newDatabases plus one fresh migrated database, what most
 // benchmarks need. The caller closes the returned set.
 func newFreshDatabase(ctx context.Context, env *Env) (*databases, string, error) {
@@ -118,6 +117,7 @@ func newFreshDatabase(ctx context.Context, env *Env) (*databases, string, error)
 	return dbs, url, nil
 }
 
+// close drops every database of the run (unless Env.Keep).
 func (d *databases) close() {
 	if d.env.Keep {
 		for _, n := range d.created {
