@@ -136,7 +136,7 @@ func (f *finSeeder) swept(id, wallet, currency, amount, fee, credited string) {
 	res := store.SweepResult{InterlaceTransferID: "tr-" + id, UpstreamStatus: "CLOSED",
 		CreditedAmount: decimal.RequireFromString(credited), CreditedCurrency: "USD",
 		FeeAmount: decimal.RequireFromString(fee), FeeCurrency: currency}
-	if err := f.st.CompleteSweep(f.ctx, job, res, finAttempt(store.AttemptSucceeded, 200, "000000", "CLOSED")); err != nil {
+	if err := f.st.RecordOutcome(f.ctx, store.Succeeded(job, res, finAttempt(store.AttemptSucceeded, 200, "000000", "CLOSED"))); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -165,27 +165,27 @@ func finSeed(t *testing.T, pool *pgxpool.Pool) {
 	// Failed after a retry: Interlace refused it with a business code.
 	f.ingest(finFailedA, finAlice, "USDC", "1000000", "Closed", store.DepositFinal, finAccount, "")
 	job := f.claim(finFailedA)
-	if err := f.st.RetrySweep(f.ctx, job, 0, "", "interlace internal_transfer: HTTP 503",
-		finAttempt(store.AttemptRetry, 503, "", "Service Unavailable")); err != nil {
+	if err := f.st.RecordOutcome(f.ctx, store.Retry(job, 0, "", "interlace internal_transfer: HTTP 503",
+		finAttempt(store.AttemptRetry, 503, "", "Service Unavailable"))); err != nil {
 		t.Fatal(err)
 	}
 	job = f.claim(finFailedA)
-	if err := f.st.FailSweep(f.ctx, job, "100023", "100023 Insufficient balance",
-		finAttempt(store.AttemptRejected, 200, "100023", "Insufficient balance")); err != nil {
+	if err := f.st.RecordOutcome(f.ctx, store.Failed(job, "100023", "100023 Insufficient balance",
+		finAttempt(store.AttemptRejected, 200, "100023", "Insufficient balance"))); err != nil {
 		t.Fatal(err)
 	}
 	// Failed on the first call, without a code: the transfer came back rejected.
 	f.ingest(finFailedB, finMaster, "USDT", "20", "Closed", store.DepositFinal, finAccount, "")
 	job = f.claim(finFailedB)
-	if err := f.st.FailSweep(f.ctx, job, "", "transfer 7712 status REJECTED",
-		finAttempt(store.AttemptRejected, 200, "000000", "REJECTED")); err != nil {
+	if err := f.st.RecordOutcome(f.ctx, store.Failed(job, "", "transfer 7712 status REJECTED",
+		finAttempt(store.AttemptRejected, 200, "000000", "REJECTED"))); err != nil {
 		t.Fatal(err)
 	}
 	// Retrying in an hour after a 503.
 	f.ingest(finRetry, finBob, "USDT", "50.05", "Closed", store.DepositFinal, finAccount, "")
 	job = f.claim(finRetry)
-	if err := f.st.RetrySweep(f.ctx, job, time.Hour, "", "interlace internal_transfer: HTTP 503",
-		finAttempt(store.AttemptRetry, 503, "", "Service Unavailable")); err != nil {
+	if err := f.st.RecordOutcome(f.ctx, store.Retry(job, time.Hour, "", "interlace internal_transfer: HTTP 503",
+		finAttempt(store.AttemptRetry, 503, "", "Service Unavailable"))); err != nil {
 		t.Fatal(err)
 	}
 	// Being sent right now.

@@ -354,7 +354,7 @@ func TestClaim(t *testing.T) {
 			t.Fatal("resumed sweep changed its clientTransactionId")
 		}
 		// The dead worker comes back to life and tries to record: refused.
-		err := s.CompleteSweep(b.ctx, first[0], store.SweepResult{InterlaceTransferID: "x", UpstreamStatus: "CLOSED", CreditedAmount: decimal.NewFromInt(1), CreditedCurrency: "USD"}, store.Attempt{Worker: "dead-worker", StartedAt: time.Now(), Outcome: store.AttemptSucceeded})
+		err := s.RecordOutcome(b.ctx, store.Succeeded(first[0], store.SweepResult{InterlaceTransferID: "x", UpstreamStatus: "CLOSED", CreditedAmount: decimal.NewFromInt(1), CreditedCurrency: "USD"}, store.Attempt{Worker: "dead-worker", StartedAt: time.Now(), Outcome: store.AttemptSucceeded}))
 		if err == nil {
 			t.Fatal("stale lease holder recorded an outcome")
 		}
@@ -370,7 +370,7 @@ func TestClaim(t *testing.T) {
 		s, b := setup(t)
 		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
 		j := claim(t, s, "w", 1, time.Minute)[0]
-		if err := s.RetrySweep(b.ctx, j, time.Hour, "", "HTTP 503", store.Attempt{Worker: "w", StartedAt: time.Now(), HTTPStatus: 503, Outcome: store.AttemptRetry}); err != nil {
+		if err := s.RecordOutcome(b.ctx, store.Retry(j, time.Hour, "", "HTTP 503", store.Attempt{Worker: "w", StartedAt: time.Now(), HTTPStatus: 503, Outcome: store.AttemptRetry})); err != nil {
 			t.Fatal(err)
 		}
 		if got := claim(t, s, "w", 1, time.Minute); len(got) != 0 {
@@ -380,7 +380,7 @@ func TestClaim(t *testing.T) {
 			t.Fatal(err)
 		}
 		j = claim(t, s, "w", 1, time.Minute)[0]
-		if err := s.FailSweep(b.ctx, j, "010023", "insufficient balance", store.Attempt{Worker: "w", StartedAt: time.Now(), Code: "010023", Outcome: store.AttemptRejected}); err != nil {
+		if err := s.RecordOutcome(b.ctx, store.Failed(j, "010023", "insufficient balance", store.Attempt{Worker: "w", StartedAt: time.Now(), Code: "010023", Outcome: store.AttemptRejected})); err != nil {
 			t.Fatal(err)
 		}
 		row, _ := s.Ledger(b.ctx, "t1")

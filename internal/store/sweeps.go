@@ -272,22 +272,6 @@ func (s *Store) recordOnce(ctx context.Context, order []int, outs []Outcome) ([]
 	return out, nil
 }
 
-// CompleteSweep records a successful transfer.
-func (s *Store) CompleteSweep(ctx context.Context, sw Sweep, res SweepResult, at Attempt) error {
-	return s.RecordOutcome(ctx, Succeeded(sw, res, at))
-}
-
-// RetrySweep puts the job back to pending, due after delay (measured on the
-// database clock). The clientTransactionId and body never change.
-func (s *Store) RetrySweep(ctx context.Context, sw Sweep, delay time.Duration, code, reason string, at Attempt) error {
-	return s.RecordOutcome(ctx, Retry(sw, delay, code, reason, at))
-}
-
-// FailSweep ends the job: a definite rejection, surfaced with Interlace's reason.
-func (s *Store) FailSweep(ctx context.Context, sw Sweep, code, reason string, at Attempt) error {
-	return s.RecordOutcome(ctx, Failed(sw, code, reason, at))
-}
-
 // OutcomeRecorder records the outcomes of concurrent sweeps in shared
 // transactions (group commit), answering each caller only after its commit: at
 // high throughput a worker finishes many sweeps per WAL flush.
