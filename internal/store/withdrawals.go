@@ -368,8 +368,10 @@ SELECT id, lease_token, old_status = 'running' FROM upd`, c.Limit, c.Lease, c.Ow
 		return nil, translate("store: claim withdrawals", err)
 	}
 	ids := make([]uuid.UUID, len(got))
+	byID := make(map[uuid.UUID]claimed, len(got))
 	for i, c := range got {
 		ids[i] = c.id
+		byID[c.id] = c
 	}
 	// We hold the leases: nobody else changes these rows until they expire.
 	rows, err = s.pool.Query(ctx, `SELECT `+withdrawalCols+withdrawalFrom+`WHERE x.id = ANY($1) ORDER BY x.run_at`, ids)
@@ -385,11 +387,8 @@ SELECT id, lease_token, old_status = 'running' FROM upd`, c.Limit, c.Lease, c.Ow
 	}
 	jobs := make([]WithdrawalJob, 0, len(ws))
 	for _, w := range ws {
-		for _, c := range got {
-			if c.id == w.ID {
-				jobs = append(jobs, WithdrawalJob{Withdrawal: w, LeaseToken: c.token, Reclaimed: c.reclaimed})
-			}
-		}
+		c := byID[w.ID]
+		jobs = append(jobs, WithdrawalJob{Withdrawal: w, LeaseToken: c.token, Reclaimed: c.reclaimed})
 	}
 	return jobs, nil
 }
