@@ -83,8 +83,13 @@ func (r *Runner) upstreamError(job *store.WithdrawalJob, what string, err error)
 	if ae != nil {
 		o.code, retryAfter = ae.Code, ae.RetryAfter
 	}
-	o.delay = sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, retryAfter)
+	o.delay = r.backoff(job, retryAfter)
 	return o
+}
+
+// backoff is the retry delay of the job's current attempt (the sweeps' policy).
+func (r *Runner) backoff(job *store.WithdrawalJob, retryAfter time.Duration) time.Duration {
+	return sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, retryAfter)
 }
 
 // Upstream statuses of transfers and trades.
@@ -222,7 +227,7 @@ func (r *Runner) stepFund(ctx context.Context, job *store.WithdrawalJob) outcome
 		}
 		// Frozen before the first send, so that every replay names the same balance.
 		if _, err := r.store.FreezeInfinityWallet(ctx, job, id); err != nil {
-			return outcome{kind: outcomeRetry, delay: sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, 0),
+			return outcome{kind: outcomeRetry, delay: r.backoff(job, 0),
 				reason: "record the Infinity Account balance id: " + err.Error()}
 		}
 	}
@@ -404,7 +409,7 @@ func (r *Runner) stepConfirm(ctx context.Context, job *store.WithdrawalJob, just
 		o := r.upstreamError(job, "get blockchain transfer", err)
 		if o.kind == outcomeFail {
 			o = outcome{kind: outcomeRetry, code: o.code, reason: o.reason + " (still polling: the money has left)",
-				delay: sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, 0)}
+				delay: r.backoff(job, 0)}
 		}
 		return o
 	}
