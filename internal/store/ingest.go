@@ -129,12 +129,8 @@ func (s *Store) IngestBatch(ctx context.Context, ds []Delivery) ([]Effect, error
 	}
 	// Lock rows in one global order (transfer id, then notification id) so that two
 	// batches never wait on each other in a cycle.
-	order := make([]int, len(ds))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool {
-		da, db := &ds[order[a]], &ds[order[b]]
+	order := lockOrder(len(ds), func(a, b int) bool {
+		da, db := &ds[a], &ds[b]
 		if da.TransferID != db.TransferID {
 			return da.TransferID < db.TransferID
 		}
@@ -148,44 +144,62 @@ func (s *Store) IngestBatch(ctx context.Context, ds []Delivery) ([]Effect, error
 		}
 		argsets[i] = a
 	}
-	var effects []Effect
-	var err error
-	for try := 0; try < 5; try++ {
-		effects, err = s.ingestOnce(ctx, order, argsets)
-		if err == nil || !isRetryableTx(err) {
-			break
-		}
-	}
+	effects := make([]Effect, len(ds))
+	err := s.pipeline(ctx, order,
+		func(b *pgx.Batch, i int) { b.Queue(ingestSQL, argsets[i]...) },
+		func(row pgx.Row, i int) error { return row.Scan((*string)(&effects[i])) })
 	if err != nil {
 		return nil, translate("store: ingest", err)
 	}
 	return effects, nil
 }
 
-// ingestOnce sends every call in one pipeline without BEGIN/COMMIT: PostgreSQL
-// runs the statements before the pipeline's Sync as one implicit transaction, so
-// a batch costs one round trip instead of three, and commits (or rolls back as a
-// whole) at the Sync. Results stream back before the commit, so nothing is
-// returned until Close has seen the Sync's answer: only then is the batch durable.
-func (s *Store) ingestOnce(ctx context.Context, order []int, argsets [][]any) ([]Effect, error) {
-	effects := make([]Effect, len(argsets))
+// lockOrder returns the indexes 0..n-1 sorted by less, the order in which a batch
+// touches its rows: one order for every batch, so two never deadlock.
+func lockOrder(n int, less func(a, b int) bool) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return less(order[a], order[b]) })
+	return order
+}
+
+// pipeline queues one statement per item, in order, and scans each one's single
+// row. Deadlocks and serialization failures are retried: the whole transaction
+// simply runs again.
+//
+// It sends every statement in one pipeline without BEGIN/COMMIT: PostgreSQL runs
+// the statements before the pipeline's Sync as one implicit transaction, so a
+// batch costs one round trip instead of three, and commits (or rolls back as a
+// whole) at the Sync. Results stream back before the commit, so a nil error means
+// Close has seen the Sync's answer: only then is the batch durable.
+func (s *Store) pipeline(ctx context.Context, order []int, queue func(b *pgx.Batch, i int),
+	scan func(row pgx.Row, i int) error) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		err = s.pipelineOnce(ctx, order, queue, scan)
+		if err == nil || !isRetryableTx(err) {
+			break
+		}
+	}
+	return err
+}
+
+func (s *Store) pipelineOnce(ctx context.Context, order []int, queue func(b *pgx.Batch, i int),
+	scan func(row pgx.Row, i int) error) error {
 	b := &pgx.Batch{}
 	for _, i := range order {
-		b.Queue(ingestSQL, argsets[i]...)
+		queue(b, i)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	for _, i := range order {
-		var e string
-		if err := br.QueryRow().Scan(&e); err != nil {
+		if err := scan(br.QueryRow(), i); err != nil {
 			_ = br.Close()
-			return nil, err
+			return err
 		}
-		effects[i] = Effect(e)
 	}
-	if err := br.Close(); err != nil {
-		return nil, err
-	}
-	return effects, nil
+	return br.Close()
 }
 
 func nullString(s string) any {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -223,51 +222,26 @@ func (o Outcome) leaseErr(updated int) error {
 }
 
 // RecordOutcomes records several outcomes in ONE transaction (one commit, one
-// round trip: see ingestOnce), all or none. The per-outcome answer is nil or
+// round trip: see pipeline), all or none. The per-outcome answer is nil or
 // ErrLeaseLost; a returned error means nothing was recorded.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []Outcome) ([]error, error) {
 	if len(outs) == 0 {
 		return nil, nil
 	}
-	// One lock order (deposit id) for every batch, so two never deadlock.
-	order := make([]int, len(outs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return outs[order[a]].depositID < outs[order[b]].depositID })
-	var (
-		out []error
-		err error
-	)
-	for try := 0; try < 5; try++ {
-		out, err = s.recordOnce(ctx, order, outs)
-		if err == nil || !isRetryableTx(err) {
-			break
-		}
-	}
+	order := lockOrder(len(outs), func(a, b int) bool { return outs[a].depositID < outs[b].depositID })
+	out := make([]error, len(outs))
+	err := s.pipeline(ctx, order,
+		func(b *pgx.Batch, i int) { b.Queue(outs[i].sql, outs[i].args...) },
+		func(row pgx.Row, i int) error {
+			var n int
+			if err := row.Scan(&n); err != nil {
+				return err
+			}
+			out[i] = outs[i].leaseErr(n)
+			return nil
+		})
 	if err != nil {
 		return nil, translate("store: record sweep outcomes", err)
-	}
-	return out, nil
-}
-
-func (s *Store) recordOnce(ctx context.Context, order []int, outs []Outcome) ([]error, error) {
-	b := &pgx.Batch{}
-	for _, i := range order {
-		b.Queue(outs[i].sql, outs[i].args...)
-	}
-	br := s.pool.SendBatch(ctx, b)
-	out := make([]error, len(outs))
-	for _, i := range order {
-		var n int
-		if err := br.QueryRow().Scan(&n); err != nil {
-			_ = br.Close()
-			return nil, err
-		}
-		out[i] = outs[i].leaseErr(n)
-	}
-	if err := br.Close(); err != nil {
-		return nil, err
 	}
 	return out, nil
 }
