@@ -34,7 +34,7 @@ func newProvider(db *sql.DB) (*goose.Provider, error) {
 	return p, nil
 }
 
-// Up applies every pending migration and reports how many it applied.
+// Up applies every pending migration (UpVerbose also says which).
 func Up(ctx context.Context, db *sql.DB) error {
 	_, err := UpVerbose(ctx, db)
 	return err

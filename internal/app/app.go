@@ -71,7 +71,17 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		return nil, err
 	}
 	a.pool = pool
-	a.store = store.New(pool)
+	if err := a.build(); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// build assembles every component on the open pool.
+func (a *App) build() error {
+	cfg, log, opts := a.cfg, a.log, a.opts
+	a.store = store.New(a.pool)
 	a.metrics = metrics.New(a.registry, a.store.QueueStats)
 
 	var tokens interlace.TokenSource
@@ -83,12 +93,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 			OnRefresh: a.metrics.TokenRefresh,
 		})
 	}
+	var err error
 	a.client, err = interlace.New(interlace.Config{
 		BaseURL: cfg.InterlaceBaseURL, Tokens: tokens, Timeout: cfg.UpstreamTimeout, Observe: a.metrics.Upstream,
 	})
 	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("app: interlace client: %w", err)
+		return fmt.Errorf("app: interlace client: %w", err)
 	}
 
 	if opts.Worker {
@@ -98,8 +108,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 			MaxDelay: cfg.RetryMaxDelay, DrainTimeout: cfg.ShutdownTimeout,
 		}, a.store, a.client, log.Named("sweep"), a.metrics)
 		if err != nil {
-			pool.Close()
-			return nil, err
+			return err
 		}
 		a.runner, err = withdraw.NewRunner(withdraw.RunnerConfig{
 			Owner: a.owner, AccountID: cfg.AccountID, SourceCurrency: cfg.TargetCurrency,
@@ -107,8 +116,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 			DrainTimeout: cfg.ShutdownTimeout,
 		}, a.store, a.client, log.Named("withdraw"), a.metrics)
 		if err != nil {
-			pool.Close()
-			return nil, err
+			return err
 		}
 	}
 	var wake func()
@@ -119,16 +127,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options)
 		AccountID: cfg.AccountID, SourceCurrency: cfg.TargetCurrency, MaxFeeRate: cfg.MaxFeeRate,
 	}, a.store, a.client, wake)
 	if err != nil {
-		pool.Close()
-		return nil, err
+		return err
 	}
 	if opts.HTTP {
-		if err := a.buildHTTP(); err != nil {
-			pool.Close()
-			return nil, err
-		}
+		return a.buildHTTP()
 	}
-	return a, nil
+	return nil
 }
 
 func (a *App) buildHTTP() error {
