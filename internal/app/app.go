@@ -165,6 +165,9 @@ func (a *App) buildHTTP() error {
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 	if a.cfg.AdminToken != "" {
 		r.Mount("/v1", a.operatorRoutes())
+		if err := a.mountConsole(r); err != nil {
+			return err
+		}
 	}
 
 	ln := a.opts.Listener

@@ -117,7 +117,7 @@ func (s *Store) ConsoleDeposits(ctx context.Context, f ConsoleDepositFilter) (Co
 }
 
 // consoleDepositsSQL builds the page query with only the predicates the filter
-// needs, so every shape gets a plan of its own (a catch-all "$1 = '' OR ..."
+// needs, so every shape gets a plan of its own (a catch-all "empty or equal"
 // would let a generic plan scan the table). Its last argument is the LIMIT.
 func consoleDepositsSQL(f ConsoleDepositFilter) (string, []any, error) {
 	if f.Limit <= 0 {

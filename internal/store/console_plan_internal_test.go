@@ -11,7 +11,6 @@ import (
 	"github.com/sweeperhq/sweeper/internal/pgtest"
 )
 
-
 // seedConsolePlanData fills a fresh database with n deposits shaped like a
 // healthy production system: almost all swept, a few in each state an
 // operator looks for, ten currencies, a thousand users.
