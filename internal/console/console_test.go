@@ -478,7 +478,9 @@ func TestDepositPage(t *testing.T) {
 	var released, resolved []string
 	h := newHarness(t, func(s *store.Store) console.Actions {
 		return console.Actions{
-			Retry: func(ctx context.Context, id, actor, note string) error { return s.RequeueSweep(ctx, id, actor+": "+note) },
+			Retry: func(ctx context.Context, id, actor, note string) error {
+				return s.RequeueSweep(ctx, id, actor+": "+note)
+			},
 			Release: func(_ context.Context, id, actor, note string) error {
 				released = append(released, id+"|"+note)
 				return nil
