@@ -224,7 +224,7 @@ type ConsoleDeposit struct {
 	Deliveries        []ConsoleDelivery
 	Events            []ConsoleEvent // deposit events
 	SweepEvents       []ConsoleEvent
-	Attempts          []ConsoleAttempt
+	Calls             []ConsoleAttempt // every upstream call of the sweep
 }
 
 // ConsoleSweep is the sweep job of a deposit: the frozen request and its state.
@@ -366,7 +366,7 @@ SELECT `+qualify(ledgerCols, "l.")+`, l.stuck, l.source, l.confirmed_at,
   FROM sweep_attempts WHERE deposit_id = $1 ORDER BY started_at, id LIMIT $2`, id, ConsoleHistoryLimit).
 		Query(func(rows pgx.Rows) error {
 			var err error
-			d.Attempts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ConsoleAttempt, error) {
+			d.Calls, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ConsoleAttempt, error) {
 				var a ConsoleAttempt
 				var us int64
 				err := r.Scan(&a.Attempt, &a.ClientTransactionID, &a.Worker, &a.StartedAt, &us, &a.HTTPStatus,
