@@ -27,10 +27,11 @@ import (
 // not set it: it installs chromium).
 func chromium(t *testing.T) string {
 	t.Helper()
+	candidates := []string{"/usr/bin/chromium", "chromium", "chromium-browser"}
 	if p := os.Getenv("SWEEPER_CHROMIUM"); p != "" {
-		return p
+		candidates = []string{p}
 	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+	for _, name := range candidates {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
@@ -38,9 +39,9 @@ func chromium(t *testing.T) string {
 	if os.Getenv("SWEEPER_SKIP_BROWSER") == "1" {
 		t.Skip("SWEEPER_SKIP_BROWSER=1: the console's browser test does not run")
 	}
-	t.Fatal("the console's browser test needs a headless Chromium and found none: install Debian's chromium package " +
-		"(apt-get install chromium, which provides /usr/bin/chromium) or set SWEEPER_CHROMIUM to a Chromium binary; " +
-		"SWEEPER_SKIP_BROWSER=1 skips this test explicitly")
+	t.Fatalf("the console's browser test needs a headless Chromium and found none (looked for %s): install Debian's "+
+		"chromium package (apt-get install chromium, which provides /usr/bin/chromium) or set SWEEPER_CHROMIUM to a "+
+		"Chromium binary; SWEEPER_SKIP_BROWSER=1 skips this test explicitly", strings.Join(candidates, ", "))
 	return ""
 }
 
