@@ -90,20 +90,45 @@ var ErrInvalidInput = errors.New("store: invalid input")
 
 // ConsoleDeposits returns one page of sweep_ledger, newest first.
 func (s *Store) ConsoleDeposits(ctx context.Context, f ConsoleDepositFilter) (ConsoleDepositPage, error) {
-	sql, args, err := consoleDepositsSQL(f)
+	var wallet string
+	if f.UserRef != "" {
+		// The wallet first (user_ref is unique), so the page is one range of
+		// deposits_wallet_received: a constant wallet id lets the planner read
+		// it newest first and stop after a page, where a join would fetch and
+		// sort every deposit of the user.
+		err := s.pool.QueryRow(ctx, `SELECT id FROM wallets WHERE user_ref = $1`, f.UserRef).Scan(&wallet)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ConsoleDepositPage{}, nil
+		}
+		if err != nil {
+			return ConsoleDepositPage{}, translate("store: console deposits", err)
+		}
+	}
+	sql, args, err := consoleDepositsSQL(f, wallet)
 	if err != nil {
 		return ConsoleDepositPage{}, err
 	}
 	limit := args[len(args)-1].(int) - 1
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return ConsoleDepositPage{}, translate("store: console deposits", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ConsoleDepositRow, error) {
-		var d ConsoleDepositRow
-		err := r.Scan(&d.DepositID, &d.Currency, &d.Amount, &d.DepositStatus, &d.SweepStatus, &d.ReceivedAt,
-			&d.UserRef, &d.Stuck, &d.LastError, &d.Attempts, &d.CreditedAmount, &d.CreditedCurrency, &d.Source)
-		return d, err
+	var out []ConsoleDepositRow
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// A page reads about one page of rows. The planner cannot estimate the
+		// view's sweep_status (a CASE over two tables) and, expecting a long
+		// walk, may start parallel workers that cost more than the page and read
+		// ahead of it (measured: 1.3 s instead of milliseconds on a million).
+		if _, err := tx.Exec(ctx, `SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ConsoleDepositRow, error) {
+			var d ConsoleDepositRow
+			err := r.Scan(&d.DepositID, &d.Currency, &d.Amount, &d.DepositStatus, &d.SweepStatus, &d.ReceivedAt,
+				&d.UserRef, &d.Stuck, &d.LastError, &d.Attempts, &d.CreditedAmount, &d.CreditedCurrency, &d.Source)
+			return d, err
+		})
+		return err
 	})
 	if err != nil {
 		return ConsoleDepositPage{}, translate("store: console deposits", err)
@@ -118,8 +143,9 @@ func (s *Store) ConsoleDeposits(ctx context.Context, f ConsoleDepositFilter) (Co
 
 // consoleDepositsSQL builds the page query with only the predicates the filter
 // needs, so every shape gets a plan of its own (a catch-all "empty or equal"
-// would let a generic plan scan the table). Its last argument is the LIMIT.
-func consoleDepositsSQL(f ConsoleDepositFilter) (string, []any, error) {
+// would let a generic plan scan the table). wallet is the id of f.UserRef's
+// wallet. Its last argument is the LIMIT.
+func consoleDepositsSQL(f ConsoleDepositFilter, wallet string) (string, []any, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
@@ -168,8 +194,7 @@ func consoleDepositsSQL(f ConsoleDepositFilter) (string, []any, error) {
 		where = append(where, "l.currency = "+arg(f.Currency))
 	}
 	if f.UserRef != "" {
-		// Through the wallet (user_ref is unique): deposits_wallet, not a walk.
-		where = append(where, "l.wallet_id IN (SELECT id FROM wallets WHERE user_ref = "+arg(f.UserRef)+")")
+		where = append(where, "l.wallet_id = "+arg(wallet))
 	}
 	if f.After != "" {
 		where = append(where, "(l.received_at, l.deposit_id) < (SELECT received_at, id FROM deposits WHERE id = "+arg(f.After)+")")
