@@ -570,6 +570,17 @@ func TestDepositPage(t *testing.T) {
 		t.Error("the currency filter does not narrow the list")
 	}
 
+	if _, err := h.pool.Exec(context.Background(), `INSERT INTO wallets (id, user_ref, reference_id, account_id)
+VALUES ('wallet-1', 'alice', gen_random_uuid(), 'acc')`); err != nil {
+		t.Fatal(err)
+	}
+	if u := h.do(cl, "GET", "/console/?user=alice&status=held", nil); !strings.Contains(u.body, held) || strings.Contains(u.body, id) {
+		t.Error("the user and status filters do not narrow the list")
+	}
+	if u := h.do(cl, "GET", "/console/?user=bob", nil); u.status != 200 || strings.Contains(u.body, held) {
+		t.Error("an unknown user shows deposits")
+	}
+
 	rec := h.do(cl, "GET", "/console/reconciliation", nil)
 	if rec.status != 200 || !strings.Contains(rec.body, "250.000001") || !strings.Contains(rec.body, "balances") {
 		t.Errorf("reconciliation: %d", rec.status)
