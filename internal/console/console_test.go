@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
@@ -587,5 +588,42 @@ VALUES ('wallet-1', 'alice', gen_random_uuid(), 'acc')`); err != nil {
 	}
 	if w := h.do(cl, "GET", "/console/withdrawals", nil); w.status != 200 || !strings.Contains(w.body, "No withdrawals") {
 		t.Errorf("withdrawals: %d", w.status)
+	}
+}
+
+// TestWithdrawalPages: the withdrawals list (with its keyset pages) and one
+// withdrawal with its events.
+func TestWithdrawalPages(t *testing.T) {
+	h := newHarness(t, nil)
+	var ids []uuid.UUID
+	for i := range 53 {
+		id := uuid.New()
+		ids = append(ids, id)
+		_, _, err := h.store.CreateWithdrawal(context.Background(), store.WithdrawalInput{
+			ID: id, IdempotencyKey: id.String(), AccountID: "acc", WalletID: "acc", SourceCurrency: "USD",
+			Amount: decimal.New(int64(100+i), 0), Currency: "USDC", Chain: "ETH",
+			Address: "0xd8b5f8e714d70e5cff389c5c2bf51d27e61c92c2", MaxFeeRate: decimal.RequireFromString("0.02"),
+			FundRequestID: uuid.New(), TradeRequestID: uuid.New(), TransferRequestID: uuid.New(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, _ := h.signIn()
+	first := h.do(cl, "GET", "/console/withdrawals", nil)
+	next := regexp.MustCompile(`href="(/console/withdrawals\?after=[^"]+)" rel="next"`).FindStringSubmatch(first.body)
+	if first.status != 200 || next == nil || strings.Count(first.body, `href="/console/withdrawals/`) != 50 {
+		t.Fatalf("first page: %d, next %v, %d rows", first.status, next, strings.Count(first.body, `href="/console/withdrawals/`))
+	}
+	second := h.do(cl, "GET", strings.ReplaceAll(next[1], "&amp;", "&"), nil)
+	if n := strings.Count(second.body, `href="/console/withdrawals/`); second.status != 200 || n != 3 || strings.Contains(second.body, `rel="next"`) {
+		t.Fatalf("second page: %d with %d rows", second.status, n)
+	}
+	one := h.do(cl, "GET", "/console/withdrawals/"+ids[0].String(), nil)
+	if one.status != 200 || !strings.Contains(one.body, "100 USDC on ETH") || !strings.Contains(one.body, "0xd8b5f8e714d70e5cff389c5c2bf51d27e61c92c2") {
+		t.Fatalf("one withdrawal: %d", one.status)
+	}
+	if f := h.do(cl, "GET", "/console/withdrawals?status=completed", nil); !strings.Contains(f.body, "No withdrawals") {
+		t.Error("the status filter does not narrow the withdrawals")
 	}
 }
