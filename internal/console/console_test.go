@@ -482,9 +482,9 @@ func TestDepositPage(t *testing.T) {
 			Retry: func(ctx context.Context, id, actor, note string) error {
 				return s.RequeueSweep(ctx, id, actor+": "+note)
 			},
-			Release: func(_ context.Context, id, actor, note string) error {
+			Release: func(_ context.Context, id, actor, note string) (string, error) {
 				released = append(released, id+"|"+note)
-				return nil
+				return "refused", nil
 			},
 			Resolve: func(_ context.Context, id string, r console.Resolution) error {
 				if r.CreditedAmount == nil {
@@ -529,8 +529,15 @@ func TestDepositPage(t *testing.T) {
 	if !strings.Contains(hp.body, "/console/deposits/"+held+"/release") || strings.Contains(hp.body, "/retry\"") {
 		t.Error("a held deposit does not offer release alone")
 	}
-	if a := h.do(cl, "POST", "/console/deposits/"+held+"/release", url.Values{"csrf": {csrf}, "note": {"Interlace agrees now"}}); a.status != 303 {
-		t.Fatalf("release: %d", a.status)
+	a := h.do(cl, "POST", "/console/deposits/"+held+"/release", url.Values{"csrf": {csrf}, "note": {"Interlace agrees now"}})
+	if a.status != 303 || a.header.Get("Location") != "/console/deposits/"+held+"?done=release-refused" {
+		t.Fatalf("release: %d to %s", a.status, a.header.Get("Location"))
+	}
+	if p := h.do(cl, "GET", a.header.Get("Location"), nil); !strings.Contains(p.body, "Not released") {
+		t.Error("the refused release is not told")
+	}
+	if p := h.do(cl, "GET", "/console/deposits/"+held+"?done=release-%3Cb%3E", nil); strings.Contains(p.body, `class="flash"`) {
+		t.Error("an unknown outcome with markup is repeated")
 	}
 	if len(released) != 1 || released[0] != held+"|Interlace agrees now" {
 		t.Fatalf("release calls %v", released)

@@ -125,10 +125,26 @@ func idParam(r *http.Request) (string, error) {
 	return id, nil
 }
 
+// doneMessages say what an action did, after its redirect.
 var doneMessages = map[string]string{
-	"retry":   "Retry requested: the sweep is queued again under the same clientTransactionId.",
-	"release": "Release requested: Interlace's record is read again and the sweep goes ahead if it agrees.",
-	"resolve": "Resolved: the sweep is closed with your evidence.",
+	"retry":            "Retry requested: the sweep is queued again under the same clientTransactionId.",
+	"release-released": "Released: Interlace's record agrees, and the sweep is queued.",
+	"release-refused":  "Not released: Interlace's record still disagrees (or could not be used); the deposit stays held, and the last error says why.",
+	"release-not_held": "Nothing was held: reading Interlace's record again settled the deposit.",
+	"resolve":          "Resolved: the sweep is closed with your evidence.",
+}
+
+// doneMessage is the message of ?done=, or a plain one for an outcome this
+// console does not know yet (only letters and underscores are repeated).
+func doneMessage(done string) string {
+	if m, ok := doneMessages[done]; ok {
+		return m
+	}
+	if action, outcome, ok := strings.Cut(done, "-"); ok && action == "release" && len(outcome) <= 32 &&
+		strings.Trim(outcome, "abcdefghijklmnopqrstuvwxyz_") == "" {
+		return "Release: " + outcome + "."
+	}
+	return ""
 }
 
 func (c *console) deposit(w http.ResponseWriter, r *http.Request, v *view) error {
@@ -148,7 +164,7 @@ func (c *console) deposit(w http.ResponseWriter, r *http.Request, v *view) error
 		CanRelease: a.Release != nil && st == status.SweepHeld,
 		CanResolve: a.Resolve != nil && st == status.SweepUnresolved,
 	}
-	v.Flash = doneMessages[r.URL.Query().Get("done")]
+	v.Flash = doneMessage(r.URL.Query().Get("done"))
 	v.Title, v.Nav, v.Data = "Deposit "+truncate(id, 40), "deposits", d
 	c.render(w, "deposit", v)
 	return nil
@@ -169,11 +185,14 @@ func (c *console) act(w http.ResponseWriter, r *http.Request, v *view) error {
 		return badRequest("The note is longer than 1000 characters.")
 	}
 	ctx, a, action := r.Context(), c.d.Actions, r.PathValue("action")
+	done := action
 	switch {
 	case action == "retry" && a.Retry != nil:
 		err = a.Retry(ctx, id, v.Actor, note)
 	case action == "release" && a.Release != nil:
-		err = a.Release(ctx, id, v.Actor, note)
+		var outcome string
+		outcome, err = a.Release(ctx, id, v.Actor, note)
+		done = action + "-" + outcome
 	case action == "resolve" && a.Resolve != nil:
 		var res Resolution
 		if res, err = resolution(r.PostForm); err != nil {
@@ -187,7 +206,7 @@ func (c *console) act(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/console/deposits/"+url.PathEscape(id)+"?done="+action, http.StatusSeeOther)
+	http.Redirect(w, r, "/console/deposits/"+url.PathEscape(id)+"?"+url.Values{"done": {done}}.Encode(), http.StatusSeeOther)
 	return nil
 }
 
