@@ -267,4 +267,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shot("console-deposit-retried.png")
 	s.waitFor(failed, "succeeded")
+
+	do("the reconciliation, from the navigation",
+		chromedp.Focus(chromedp.CSS(`nav a[href="/console/reconciliation"]`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS("table.recon")),
+	)
+	// USDC: 10 + 7.125 + 1500 swept; USDT: 25.5; nothing in flight, held or lost.
+	if recon := text("table.recon"); strings.Count(recon, "does not balance") != 0 || strings.Count(recon, "balances") != 2 ||
+		!strings.Contains(recon, "1517.125") {
+		t.Errorf("the reconciliation after the retry:\n%s", recon)
+	}
+	shot("console-reconciliation.png")
 }
