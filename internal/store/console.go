@@ -104,11 +104,13 @@ func (s *Store) ConsoleDeposits(ctx context.Context, f ConsoleDepositFilter) (Co
 			return ConsoleDepositPage{}, translate("store: console deposits", err)
 		}
 	}
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
 	sql, args, err := consoleDepositsSQL(f, wallet)
 	if err != nil {
 		return ConsoleDepositPage{}, err
 	}
-	limit := args[len(args)-1].(int) - 1
 	var out []ConsoleDepositRow
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		// A page reads about one page of rows. The planner cannot estimate the
@@ -134,9 +136,9 @@ func (s *Store) ConsoleDeposits(ctx context.Context, f ConsoleDepositFilter) (Co
 		return ConsoleDepositPage{}, translate("store: console deposits", err)
 	}
 	page := ConsoleDepositPage{Rows: out}
-	if len(out) > limit {
-		page.Rows = out[:limit]
-		page.Next = out[limit-1].DepositID
+	if len(out) > f.Limit {
+		page.Rows = out[:f.Limit]
+		page.Next = out[f.Limit-1].DepositID
 	}
 	return page, nil
 }
@@ -144,13 +146,11 @@ func (s *Store) ConsoleDeposits(ctx context.Context, f ConsoleDepositFilter) (Co
 // consoleDepositsSQL builds the page query with only the predicates the filter
 // needs, so every shape gets a plan of its own (a catch-all "empty or equal"
 // would let a generic plan scan the table). wallet is the id of f.UserRef's
-// wallet. Its last argument is the LIMIT.
+// wallet. It asks for one row more than the page, to know whether another
+// page follows.
 func consoleDepositsSQL(f ConsoleDepositFilter, wallet string) (string, []any, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
-	if f.Limit > 200 {
-		return "", nil, fmt.Errorf("store: console deposits: limit %d over 200: %w", f.Limit, ErrInvalidInput)
+	if f.Limit <= 0 || f.Limit > 200 {
+		return "", nil, fmt.Errorf("store: console deposits: limit %d not within 1 to 200: %w", f.Limit, ErrInvalidInput)
 	}
 	var where []string
 	var args []any

@@ -97,7 +97,9 @@ func TestConsoleQueryPlans(t *testing.T) {
 			if c.f.UserRef != "" {
 				wallet = "w-" + strings.TrimPrefix(c.f.UserRef, "user-")
 			}
-			sql, args, err := consoleDepositsSQL(c.f, wallet)
+			f := c.f
+			f.Limit = 50 // the console's page
+			sql, args, err := consoleDepositsSQL(f, wallet)
 			if err != nil {
 				t.Fatal(err)
 			}
