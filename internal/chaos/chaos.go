@@ -185,8 +185,8 @@ type Result struct {
 	// Realistic runs are judged by Verdict (contract §12), friendly ones by Tally.
 	Realistic bool
 	Verdict   Verdict
-	Elapsed time.Duration
-	Seed    int64
+	Elapsed   time.Duration
+	Seed      int64
 
 	Kills      int64 // SIGKILLs sent to serve processes
 	Crashes    int64 // serve processes that exited on their own (e.g. could not start)

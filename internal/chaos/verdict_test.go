@@ -27,7 +27,9 @@ func TestJudge(t *testing.T) {
 			InterlaceTransferID: transferID, CreditedAmount: ptr(dec("9.95"))}
 	}
 	row := func(depositID, st string) LedgerRow { return LedgerRow{DepositID: depositID, SweepStatus: st} }
-	answers := func(depositID string, as ...string) map[string][]string { return map[string][]string{ctid(depositID): as} }
+	answers := func(depositID string, as ...string) map[string][]string {
+		return map[string][]string{ctid(depositID): as}
+	}
 
 	tests := []struct {
 		name    string
