@@ -102,12 +102,12 @@ type DeliveryCounts struct {
 
 // Deposit is an on-chain deposit into a CryptoConnect wallet (POST /sandbox/deposits).
 type Deposit struct {
-	ID              string          `json:"id"`
-	AccountID       string          `json:"accountId"`
-	WalletID        string          `json:"walletId"`
-	Currency        string          `json:"currency"`
-	Chain           string          `json:"chain"`
-	Amount          decimal.Decimal `json:"amount"`
+	ID        string          `json:"id"`
+	AccountID string          `json:"accountId"`
+	WalletID  string          `json:"walletId"`
+	Currency  string          `json:"currency"`
+	Chain     string          `json:"chain"`
+	Amount    decimal.Decimal `json:"amount"`
 	// Status is the deposit's current status: "Closed", or "Refunded" once refunded.
 	Status          string `json:"status"`
 	TransactionHash string `json:"transactionHash"`

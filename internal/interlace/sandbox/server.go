@@ -38,8 +38,8 @@ type Server struct {
 	authIssued int
 
 	keysMu    sync.Mutex
-	keyCounts map[string]int // idempotency key -> number of requests that carried it
-	conflicts map[string]int // idempotency key -> replays whose body differed from the first request
+	keyCounts map[string]int      // idempotency key -> number of requests that carried it
+	conflicts map[string]int      // idempotency key -> replays whose body differed from the first request
 	answers   map[string][]string // idempotency key -> class of every answer, in order (Ledger.AnswersByIdempotencyKey)
 
 	mu             sync.Mutex // the ledger; see the type comment
@@ -55,7 +55,7 @@ type Server struct {
 	trades         []*tradeRec
 	tradesByRef    map[string]*tradeRec
 	deposits       []*depositRec // copy-on-write records: a refund replaces the pointer
-	chains         []*chainRec // copy-on-write records: an update replaces the pointer
+	chains         []*chainRec   // copy-on-write records: an update replaces the pointer
 	chainByKey     map[string]int
 	transfers      []xref // deposits and blockchain transfers in creation order (the list endpoint)
 	transferByID   map[string]xref
