@@ -27,9 +27,9 @@ const transferPath = "/open-api/v3/business/transfer/internal"
 func chainBody(key, source, amount string) map[string]any {
 	return map[string]any{
 		"idempotencyKey": key, "accountId": acct,
-		"source":         map[string]any{"type": "cryptoconnect_wallet", "id": source},
-		"destination":    map[string]any{"type": "blockchain", "chain": "ETH", "address": "0x89F9Cfaa0dA076351DdfC6E320bD8df8b538dB17"},
-		"amount":         map[string]any{"amount": amount, "currency": "USDC"},
+		"source":      map[string]any{"type": "cryptoconnect_wallet", "id": source},
+		"destination": map[string]any{"type": "blockchain", "chain": "ETH", "address": "0x89F9Cfaa0dA076351DdfC6E320bD8df8b538dB17"},
+		"amount":      map[string]any{"amount": amount, "currency": "USDC"},
 	}
 }
 
