@@ -453,20 +453,27 @@ func TestRefundAfterClose(t *testing.T) {
 		sweepFirst  bool
 		webhooks    bool
 		legacy      bool
+		slow        bool // the receiver takes 300 ms to answer each first attempt
 		wantStatus  string
 		wantRefund  string
 		wantBalance string
 		wantNotices []string // statuses notified, in order
 	}{
-		{"refunded", false, true, false, "Refunded", sandbox.RefundDone, "0", []string{"Pending", "Closed", "Refunded"}},
-		{"refunded, legacy envelope", false, true, true, "Refunded", sandbox.RefundDone, "0", []string{"Pending", "Closed", "Refunded"}},
-		{"refunded without webhooks", false, false, false, "Refunded", sandbox.RefundDone, "0", nil},
-		{"already swept", true, true, false, "Closed", sandbox.RefundSkipped, "0", []string{"Pending", "Closed"}},
+		{"refunded", false, true, false, false, "Refunded", sandbox.RefundDone, "0", []string{"Pending", "Closed", "Refunded"}},
+		{"refunded after a slow Closed delivery", false, true, false, true, "Refunded", sandbox.RefundDone, "0", []string{"Pending", "Closed", "Refunded"}},
+		{"refunded, legacy envelope", false, true, true, false, "Refunded", sandbox.RefundDone, "0", []string{"Pending", "Closed", "Refunded"}},
+		{"refunded without webhooks", false, false, false, false, "Refunded", sandbox.RefundDone, "0", nil},
+		{"already swept", true, true, false, false, "Closed", sandbox.RefundSkipped, "0", []string{"Pending", "Closed"}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rcv := newReceiver(t, nil)
+			rcv := newReceiver(t, func(_ string, n int) int {
+				if tc.slow && n == 1 {
+					time.Sleep(300 * time.Millisecond)
+				}
+				return http.StatusOK
+			})
 			cfg := sandbox.Config{WebhookSecret: secret, RefundDelay: 150 * time.Millisecond}
 			if tc.webhooks {
 				cfg.WebhookURL = rcv.ts.URL
@@ -525,6 +532,17 @@ func TestRefundAfterClose(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.wantNotices) {
 				t.Fatalf("notified %v, want %v", got, tc.wantNotices)
+			}
+			// The refund comes RefundDelay after the Closed notification's first attempt has finished.
+			if tc.wantRefund == sandbox.RefundDone {
+				closedAnswered := rcv.deliveries()[1].at
+				if tc.slow {
+					closedAnswered = closedAnswered.Add(300 * time.Millisecond)
+				}
+				refunded, _ := strconv.ParseInt(e.deposit(dep.ID).UpdateTime, 10, 64)
+				if early := closedAnswered.Add(150 * time.Millisecond).UnixMilli() - refunded; early > 1 {
+					t.Fatalf("refunded %d ms before Closed was answered + RefundDelay", early)
+				}
 			}
 		})
 	}
