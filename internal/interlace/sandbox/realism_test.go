@@ -540,7 +540,7 @@ func TestRefundAfterClose(t *testing.T) {
 					closedAnswered = closedAnswered.Add(300 * time.Millisecond)
 				}
 				refunded, _ := strconv.ParseInt(e.deposit(dep.ID).UpdateTime, 10, 64)
-				if early := closedAnswered.Add(150 * time.Millisecond).UnixMilli() - refunded; early > 1 {
+				if early := closedAnswered.Add(150*time.Millisecond).UnixMilli() - refunded; early > 1 {
 					t.Fatalf("refunded %d ms before Closed was answered + RefundDelay", early)
 				}
 			}
