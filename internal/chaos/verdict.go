@@ -60,15 +60,15 @@ func (v Verdict) OK() bool {
 	return v.Lost == 0 && v.Doubled == 0 && v.Stuck == 0 && v.Misbooked == 0 && v.WrongAmount == 0
 }
 
-// answer classes the sandbox records per idempotency key (TEAM/contract §12).
+// The answer classes the sandbox records per idempotency key.
 const (
-	ansApplied   = "applied"
-	ansReplayed  = "replayed"
-	ansPending   = "pending"
-	ansDuplicate = "duplicate_error"
-	ansRejected  = "rejected"
-	ansFault     = "fault"
-	ansDropped   = "dropped:"
+	ansApplied   = sandbox.AnswerApplied
+	ansReplayed  = sandbox.AnswerReplayed
+	ansPending   = sandbox.AnswerPending
+	ansDuplicate = sandbox.AnswerDuplicateError
+	ansRejected  = sandbox.AnswerRejected
+	ansFault     = sandbox.AnswerFault
+	ansDropped   = sandbox.AnswerDroppedPrefix
 )
 
 // ambiguous reports whether a client that saw these answers, in order, could

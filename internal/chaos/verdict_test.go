@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -133,7 +134,7 @@ func TestJudge(t *testing.T) {
 			got := Judge(tc.led, tc.rows)
 			problems := got.Problems
 			got.Problems = nil
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("verdict %+v\nwant    %+v\n(problems %q)", got, tc.want, problems)
 			}
 			if got.OK() != tc.ok {
