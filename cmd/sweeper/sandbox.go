@@ -35,27 +35,16 @@ func runSandbox(ctx context.Context, env config.Getenv, args []string, stdout, s
 		}
 		return ""
 	}
-	scale, err := strconv.ParseFloat(get("SANDBOX_TIME_SCALE"), 64)
-	if err != nil || scale <= 0 {
-		return fmt.Errorf("SANDBOX_TIME_SCALE must be a positive number, not %q", get("SANDBOX_TIME_SCALE"))
-	}
-	delay, err := time.ParseDuration(get("SANDBOX_WITHDRAWAL_DELAY"))
+	cfg, err := sandboxConfig(get)
 	if err != nil {
-		return fmt.Errorf("SANDBOX_WITHDRAWAL_DELAY: %w", err)
-	}
-	fundMaster, err := strconv.ParseBool(get("SANDBOX_FUND_MASTER"))
-	if err != nil {
-		return fmt.Errorf("SANDBOX_FUND_MASTER must be true or false, not %q", get("SANDBOX_FUND_MASTER"))
+		return err
 	}
 	log, err := newLogger(orDefault(env("SWEEPER_LOG_FORMAT"), "json"), orDefault(env("SWEEPER_LOG_LEVEL"), "info"), stderr)
 	if err != nil {
 		return err
 	}
-	srv := sandbox.New(sandbox.Config{
-		AccountID: get("SANDBOX_ACCOUNT_ID"), WebhookURL: get("SANDBOX_WEBHOOK_URL"),
-		WebhookSecret: get("SANDBOX_WEBHOOK_SECRET"), SignedPart: get("SANDBOX_SIGNED_PART"),
-		TimeScale: scale, WithdrawalDelay: delay, EmptyMaster: !fundMaster, Logger: log.Named("sandbox"),
-	})
+	cfg.Logger = log.Named("sandbox")
+	srv := sandbox.New(cfg)
 	defer srv.Close()
 	ln, err := net.Listen("tcp", get("SWEEPER_SANDBOX_ADDR"))
 	if err != nil {
@@ -97,6 +86,27 @@ const sandboxFaultsHelp = `Faults (PUT /sandbox/faults with a JSON object; every
   budgetBalance           true: GET cards/wallets lists a Budget USD balance before the Infinity one unless
                           objectType=0 is asked for
 Example: curl -X PUT localhost:8090/sandbox/faults -d '{"pendingRate":0.2,"pendingMs":3000,"duplicateAnswer":"error"}'`
+
+// sandboxConfig reads the SANDBOX_* variables (get returns a variable or its default).
+func sandboxConfig(get func(string) string) (sandbox.Config, error) {
+	scale, err := strconv.ParseFloat(get("SANDBOX_TIME_SCALE"), 64)
+	if err != nil || scale <= 0 {
+		return sandbox.Config{}, fmt.Errorf("SANDBOX_TIME_SCALE must be a positive number, not %q", get("SANDBOX_TIME_SCALE"))
+	}
+	delay, err := time.ParseDuration(get("SANDBOX_WITHDRAWAL_DELAY"))
+	if err != nil {
+		return sandbox.Config{}, fmt.Errorf("SANDBOX_WITHDRAWAL_DELAY: %w", err)
+	}
+	fundMaster, err := strconv.ParseBool(get("SANDBOX_FUND_MASTER"))
+	if err != nil {
+		return sandbox.Config{}, fmt.Errorf("SANDBOX_FUND_MASTER must be true or false, not %q", get("SANDBOX_FUND_MASTER"))
+	}
+	return sandbox.Config{
+		AccountID: get("SANDBOX_ACCOUNT_ID"), WebhookURL: get("SANDBOX_WEBHOOK_URL"),
+		WebhookSecret: get("SANDBOX_WEBHOOK_SECRET"), SignedPart: get("SANDBOX_SIGNED_PART"),
+		TimeScale: scale, WithdrawalDelay: delay, EmptyMaster: !fundMaster,
+	}, nil
+}
 
 func orDefault(v, def string) string {
 	if v == "" {

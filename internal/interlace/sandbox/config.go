@@ -145,7 +145,9 @@ const (
 // maxPendingMs bounds PendingMs: ten minutes is longer than any sane client waits on one transfer.
 const maxPendingMs = 600_000
 
-func (f Faults) validate() error {
+// Validate checks every field's range (rates 0..1, latencyMs 0..60000, pendingMs 0..600000, duplicateAnswer "",
+// "first" or "error"). PUT /sandbox/faults applies it; Go callers of SetFaults may too.
+func (f Faults) Validate() error {
 	for name, v := range map[string]float64{
 		"errorRate":              f.ErrorRate,
 		"timeoutAfterCommitRate": f.TimeoutAfterCommitRate,
