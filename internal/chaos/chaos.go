@@ -388,6 +388,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		faults.PendingRate, faults.PendingMs = cfg.PendingRate, cfg.PendingMs
 		faults.DropWebhookRate, faults.LegacyEnvelopeRate = cfg.DropWebhookRate, cfg.LegacyEnvelopeRate
 		faults.RefundAfterCloseRate = cfg.RefundAfterCloseRate
+		// A Budget USD balance listed before the Infinity one: discovery must
+		// not sweep into it.
+		faults.BudgetBalance = true
 	}
 	// The sandbox runs in this process: its faults and deposits are set by call,
 	// not through its HTTP control endpoints. Config.defaults has checked the rates.
