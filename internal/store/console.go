@@ -65,7 +65,7 @@ type ConsoleDepositFilter struct {
 type ConsoleDepositRow struct {
 	DepositID        string
 	Currency         string
-	Amount           decimal.Decimal
+	Amount           *decimal.Decimal // nil: a needs_review deposit whose amount was unusable
 	DepositStatus    string
 	SweepStatus      string
 	ReceivedAt       time.Time
@@ -232,6 +232,9 @@ SELECT count(*) FILTER (WHERE sweep_status = 'held'),
 // ConsoleDeposit is one deposit's whole story, as stored.
 type ConsoleDeposit struct {
 	LedgerRow
+	// AmountUnknown: the notification's amount was unusable (a needs_review
+	// deposit stores none); LedgerRow.Amount is then zero and means nothing.
+	AmountUnknown     bool
 	Stuck             bool
 	Source            string
 	ConfirmedAt       *time.Time
@@ -320,9 +323,13 @@ func (s *Store) ConsoleDeposit(ctx context.Context, id string) (ConsoleDeposit, 
 	var swStatus, swCurrency, swFrom, swToCur *string
 	var swAmount *decimal.Decimal
 	var swRunAt, swCreated, swUpdated *time.Time
+	var amount *decimal.Decimal
 	l := &d.LedgerRow
 	err := s.pool.QueryRow(ctx, `
-SELECT `+qualify(ledgerCols, "l.")+`, l.stuck, l.source, l.confirmed_at,
+SELECT l.deposit_id, l.account_id, l.wallet_id, l.chain, l.tx_hash, l.currency, l.amount, l.deposit_status,
+       l.received_at, l.sweep_status, l.client_transaction_id, l.interlace_transfer_id, l.credited_amount,
+       l.credited_currency, l.fee_amount, l.fee_currency, l.swept_at, l.last_error, l.attempts, l.user_ref,
+       l.stuck, l.source, l.confirmed_at,
        d.confirmed_amount, d.upstream_status, d.skip_reason, d.source_address, d.deposit_address, d.fees, d.final_at,
        d.updated_at, d.upstream_created_at, d.upstream_updated_at,
        s.client_transaction_id, s.status, s.amount, s.currency, s.from_wallet_id, s.to_wallet_id, s.to_currency,
@@ -331,7 +338,7 @@ SELECT `+qualify(ledgerCols, "l.")+`, l.stuck, l.source, l.confirmed_at,
   JOIN deposits d ON d.id = l.deposit_id
   LEFT JOIN sweeps s ON s.deposit_id = l.deposit_id
  WHERE l.deposit_id = $1`, id).Scan(
-		&l.DepositID, &l.AccountID, &l.WalletID, &l.Chain, &l.TxHash, &l.Currency, &l.Amount,
+		&l.DepositID, &l.AccountID, &l.WalletID, &l.Chain, &l.TxHash, &l.Currency, &amount,
 		&l.DepositStatus, &l.ReceivedAt, &l.SweepStatus, &l.ClientTransactionID, &l.InterlaceTransferID,
 		&l.CreditedAmount, &l.CreditedCurrency, &l.FeeAmount, &l.FeeCurrency, &l.SweptAt, &l.LastError, &l.Attempts, &l.UserRef,
 		&d.Stuck, &d.Source, &d.ConfirmedAt,
@@ -343,6 +350,10 @@ SELECT `+qualify(ledgerCols, "l.")+`, l.stuck, l.source, l.confirmed_at,
 		return ConsoleDeposit{}, translate(op, err)
 	}
 	d.DepositFees = fees
+	if amount != nil {
+		l.Amount = *amount
+	}
+	d.AmountUnknown = amount == nil
 	if ctid != nil {
 		sw.ClientTransactionID, sw.Status, sw.Amount, sw.Currency = *ctid, *swStatus, *swAmount, *swCurrency
 		sw.FromWalletID, sw.ToCurrency, sw.RunAt, sw.CreatedAt, sw.UpdatedAt = *swFrom, *swToCur, *swRunAt, *swCreated, *swUpdated
@@ -514,13 +525,4 @@ SELECT l.currency, l.sweep_status, count(*),
 		}
 	}
 	return out, translate("store: reconciliation", rows.Err())
-}
-
-// qualify prefixes every column of a comma-separated list.
-func qualify(cols, prefix string) string {
-	parts := strings.Split(cols, ",")
-	for i, p := range parts {
-		parts[i] = prefix + strings.TrimSpace(p)
-	}
-	return strings.Join(parts, ", ")
 }

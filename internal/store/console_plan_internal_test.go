@@ -16,7 +16,9 @@ import (
 
 // seedConsolePlanData fills a fresh database with n deposits shaped like a
 // healthy production system: almost all swept, a few in each state an
-// operator looks for, ten currencies, a thousand users.
+// operator looks for, ten currencies, a thousand users. One in a thousand is
+// final with no sweep yet (waiting for Interlace's record, issue 11), so a
+// filter whose candidates forget that state fails the row check.
 func seedConsolePlanData(t *testing.T, ctx context.Context, s *Store, n int) {
 	t.Helper()
 	exec := func(sql string, args ...any) {
@@ -42,7 +44,7 @@ SELECT 'dep-' || i, md5('dep-' || i)::uuid,
        CASE WHEN i % 10 = 0 THEN 'USDT' ELSE 'USDC' END, 10 + i % 7, 'USD',
        CASE WHEN i % 1000 > 9 OR i % 1000 = 0 THEN 'tr-' || i END,
        now() - i * interval '1 second', CASE WHEN i % 1000 = 1 THEN now() END
-  FROM generate_series(1, $1) i WHERE i % 1000 NOT IN (6, 7, 8, 9)`, n)
+  FROM generate_series(1, $1) i WHERE i % 1000 NOT IN (6, 7, 8, 9, 10)`, n)
 	exec(`ANALYZE`)
 }
 
