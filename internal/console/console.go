@@ -37,6 +37,9 @@ var staticFS embed.FS
 type Actions struct {
 	// Retry requeues a failed (or skipped) sweep under the same clientTransactionId.
 	Retry func(ctx context.Context, depositID, actor, note string) error
+	// RetryStates are the sweep states Retry accepts, so the button shows only
+	// there. Default: failed (requeue); the deposit-truth retry adds skipped.
+	RetryStates []string
 	// Release re-reads a held deposit from Interlace and sweeps it if it agrees;
 	// the outcome (e.g. released, refused, not_held) is shown to the operator.
 	Release func(ctx context.Context, depositID, actor, note string) (outcome string, err error)

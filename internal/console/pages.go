@@ -158,9 +158,13 @@ func (c *console) deposit(w http.ResponseWriter, r *http.Request, v *view) error
 	}
 	a := c.d.Actions
 	st := dep.SweepStatus
+	retryStates := a.RetryStates
+	if retryStates == nil {
+		retryStates = []string{status.SweepFailed}
+	}
 	d := depositData{
 		D:          dep,
-		CanRetry:   a.Retry != nil && (st == status.SweepFailed || st == status.SweepSkipped),
+		CanRetry:   a.Retry != nil && slices.Contains(retryStates, st),
 		CanRelease: a.Release != nil && st == status.SweepHeld,
 		CanResolve: a.Resolve != nil && st == status.SweepUnresolved,
 	}
