@@ -488,7 +488,7 @@ func TestDepositPage(t *testing.T) {
 			},
 			Resolve: func(_ context.Context, id string, r console.Resolution) error {
 				if r.CreditedAmount == nil {
-					return errors.New("no amount")
+					return errors.New("Interlace did not answer <in time>")
 				}
 				resolved = append(resolved, id+"|"+r.Outcome+"|"+r.CreditedAmount.String()+"|"+r.Note)
 				return nil
@@ -554,12 +554,16 @@ func TestDepositPage(t *testing.T) {
 		{url.Values{"outcome": {"maybe"}, "note": {"n"}}, 400},
 		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"-1"}, "note": {"n"}}, 400},
 		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"1e3"}, "note": {"n"}}, 400},
+		{url.Values{"outcome": {"failed"}, "note": {"n"}}, 502},
 		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"2.99"}, "creditedCurrency": {"usd"}, "note": {"statement line 7"}}, 303},
 	} {
 		c.form.Set("csrf", csrf)
 		if a := h.do(cl, "POST", "/console/deposits/"+unresolved+"/resolve", c.form); a.status != c.status {
 			t.Errorf("resolve %v: %d, want %d", c.form, a.status, c.status)
 		}
+	}
+	if a := h.do(cl, "POST", "/console/deposits/"+unresolved+"/resolve", url.Values{"csrf": {csrf}, "outcome": {"failed"}, "note": {"n"}}); !strings.Contains(a.body, "Interlace did not answer &lt;in time&gt;") {
+		t.Error("a failed action does not say why (escaped)")
 	}
 	if len(resolved) != 1 || resolved[0] != unresolved+"|succeeded|2.99|statement line 7" {
 		t.Fatalf("resolve calls %v", resolved)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -208,10 +209,24 @@ func (c *console) act(w http.ResponseWriter, r *http.Request, v *view) error {
 		return errNotFound
 	}
 	if err != nil {
-		return err
+		return actionError(err)
 	}
 	http.Redirect(w, r, "/console/deposits/"+url.PathEscape(id)+"?"+url.Values{"done": {done}}.Encode(), http.StatusSeeOther)
 	return nil
+}
+
+// actionError keeps the store's own errors (not found, wrong state, bad
+// input: fail maps them) and turns anything else, typically reading Interlace
+// during a release, into a 502 that says what happened: the operator is the
+// admin, and "try again" needs the reason.
+func actionError(err error) error {
+	var he *httpError
+	if errors.As(err, &he) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidState) ||
+		errors.Is(err, store.ErrInvalidInput) || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	return &httpError{http.StatusBadGateway, "The action did not complete (" + strings.ToValidUTF8(truncate(err.Error(), 300), "?") +
+		"). Reload the deposit to see its state, then try again."}
 }
 
 // resolution reads the evidence of a resolve form.
