@@ -3,16 +3,22 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/sweeperhq/sweeper/internal/ids"
+	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
 	"github.com/sweeperhq/sweeper/internal/pgtest"
 	"github.com/sweeperhq/sweeper/internal/store"
+	"github.com/sweeperhq/sweeper/internal/sweep"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -171,10 +177,44 @@ func TestIngest(t *testing.T) {
 	})
 }
 
-// Interlace may deliver the same notification many times at once, and several
-// notifications about one transfer concurrently: exactly one deposit and one sweep.
+// Interlace may deliver the same notification many times at once, and several notifications about one
+// transfer concurrently: exactly one deposit and one sweep here, and, what the merchant cares about, one
+// movement of the money at Interlace. The deposit is a real one in the sandbox's master wallet (which holds
+// 1,000 USDC of its own, so a second transfer under any id would go through and be counted), and the real
+// sweep worker sweeps what the store recorded, over HTTP.
 func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 	s, b := setup(t)
+	const token = "store-test-token"
+	sb := sandbox.New(sandbox.Config{StaticToken: token, Logger: zap.NewNop()}) // no WebhookURL: this test is the only notifier
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { sb.Close(); srv.Close() })
+	dep, err := sb.CreateDeposit(b.ctx, sandbox.DepositRequest{Amount: decimal.RequireFromString("5")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctid := ids.SweepTransactionID(dep.ID)
+	walletUSDC := func() decimal.Decimal {
+		for _, w := range sb.Ledger().Wallets {
+			if w.ID == dep.WalletID {
+				return w.Balances["USDC"]
+			}
+		}
+		t.Fatalf("wallet %s not in the sandbox", dep.WalletID)
+		return decimal.Zero
+	}
+	heldBefore := walletUSDC() // the deposit included
+	delivery := func(notificationID string) store.Delivery {
+		return store.Delivery{
+			NotificationID: notificationID, EventType: "CRYPTO_TRANSFER.UPDATED", Body: []byte(`{"id":"` + notificationID + `"}`),
+			Outcome: store.OutcomeDeposit, TransferID: dep.ID,
+			Deposit: &store.DepositInput{
+				TransferID: dep.ID, AccountID: dep.AccountID, WalletID: dep.WalletID, Chain: dep.Chain, Currency: dep.Currency,
+				Amount: dep.Amount, UpstreamStatus: "Closed", Status: store.DepositFinal,
+				ClientTransactionID: ctid, SweepAccountID: dep.AccountID, ToCurrency: "USD",
+			},
+		}
+	}
+
 	const n = 64
 	var wg sync.WaitGroup
 	effects := make(chan store.Effect, 2*n)
@@ -185,14 +225,14 @@ func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			e, err := s.Ingest(b.ctx, deposit("same-notification", "t1", "Closed", store.DepositFinal, "5"))
+			e, err := s.Ingest(b.ctx, delivery("same-notification"))
 			effects <- e
 			errs <- err
 		}()
 		go func(i int) {
 			defer wg.Done()
 			<-start
-			e, err := s.Ingest(b.ctx, deposit(fmt.Sprintf("other-%d", i), "t1", "Closed", store.DepositFinal, "5"))
+			e, err := s.Ingest(b.ctx, delivery(fmt.Sprintf("other-%d", i)))
 			effects <- e
 			errs <- err
 		}(i)
@@ -215,6 +255,55 @@ func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 	}
 	if d, sw := b.count(t, `SELECT count(*) FROM deposits`), b.count(t, `SELECT count(*) FROM sweeps`); d != 1 || sw != 1 {
 		t.Fatalf("deposits=%d sweeps=%d", d, sw)
+	}
+
+	// The real worker sweeps whatever the store holds.
+	client, err := interlace.New(interlace.Config{BaseURL: srv.URL, Tokens: interlace.StaticToken(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sweep.New(sweep.Config{Owner: "store-test", AccountID: dep.AccountID}, s, client, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		row, err := s.Ledger(b.ctx, dep.ID)
+		if err == nil && row.SweepStatus == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("sweep never succeeded: %+v %v", row, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Give a duplicate sweep, if the store had queued one, the time to go out before counting.
+	time.Sleep(700 * time.Millisecond) // > the worker's 500 ms poll interval
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Interlace's side: one transfer out of the deposit's wallet, under the deposit's id, asked for once.
+	led := sb.Ledger()
+	var out []string // "amount under clientTransactionId"
+	for _, tr := range led.InternalTransfers {
+		if tr.From.ID == dep.WalletID {
+			out = append(out, tr.Amount.String()+" under "+tr.ClientTransactionID)
+		}
+	}
+	if want := dep.Amount.String() + " under " + ctid.String(); len(out) != 1 || out[0] != want {
+		t.Fatalf("upstream transfers out of the deposit's wallet: %q; want exactly one, %s", out, want)
+	}
+	if got := led.RequestsByIdempotencyKey[ctid.String()]; got != 1 {
+		t.Fatalf("%d transfer requests under %s, want 1 (no fault was injected)", got, ctid)
+	}
+	if got, want := walletUSDC(), heldBefore.Sub(dep.Amount); !got.Equal(want) {
+		t.Fatalf("wallet holds %s USDC after the sweep, want %s: the deposit left it other than once", got, want)
 	}
 }
 
