@@ -516,18 +516,22 @@ func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 }
 
 // ≥50 concurrent deliveries of one notification and of one transfer under new
-// notification ids, over HTTP: exactly one deposit, one sweep, one transfer.
+// notification ids, over HTTP: exactly one deposit and one sweep here, and one
+// movement of the money at Interlace. The deposit is a real one in the sandbox's
+// master wallet, which holds 1,000 USDC of its own, so a second transfer under
+// any id would go through and be counted. The sandbox sends no webhook of its own:
+// every delivery is the test's.
 func TestConcurrentDuplicateDeliveriesOverHTTP(t *testing.T) {
 	t.Parallel()
-	s := start(t, sysOpts{})
-	transfer := uuid.NewString()
-	// Fund the wallet as a real deposit would, so the sweep can succeed.
-	d := s.deposit("2")
-	s.waitFor(d.ID, "succeeded")
-	if _, err := s.sandbox.CreateDeposit(context.Background(), sandbox.DepositRequest{WalletID: d.WalletID, Amount: decimal.RequireFromString("0")}); err == nil {
-		t.Log("sandbox accepted a zero deposit")
-	}
-	res := depositResource(transfer, d.WalletID, "Closed", "0.5")
+	sb := sandbox.New(sandbox.Config{Logger: zap.NewNop()}) // no WebhookURL
+	sbSrv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { sb.Close(); sbSrv.Close() })
+	s := start(t, sysOpts{sandbox: sb, sbURL: sbSrv.URL})
+	d := s.deposit("0.5")
+	ctid := ids.SweepTransactionID(d.ID).String()
+	heldBefore := walletBalance(t, sb.Ledger(), d.WalletID, d.Currency) // the deposit included
+
+	res := depositResource(d.ID, d.WalletID, "Closed", d.Amount.String())
 	var wg sync.WaitGroup
 	codes := make(chan int, 120)
 	for i := 0; i < 60; i++ {
@@ -542,15 +546,48 @@ func TestConcurrentDuplicateDeliveriesOverHTTP(t *testing.T) {
 			t.Fatalf("status %d", c)
 		}
 	}
-	if n := s.count(`SELECT count(*) FROM deposits WHERE id=$1`, transfer); n != 1 {
+	if n := s.count(`SELECT count(*) FROM deposits WHERE id=$1`, d.ID); n != 1 {
 		t.Fatalf("deposits %d", n)
 	}
-	if n := s.count(`SELECT count(*) FROM sweeps WHERE deposit_id=$1`, transfer); n != 1 {
+	if n := s.count(`SELECT count(*) FROM sweeps WHERE deposit_id=$1`, d.ID); n != 1 {
 		t.Fatalf("sweeps %d", n)
 	}
-	if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE transfer_id=$1`, transfer); n != 61 {
+	if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE transfer_id=$1`, d.ID); n != 61 {
 		t.Fatalf("deliveries %d, want 61 distinct notification ids", n)
 	}
+
+	// Interlace's side, once the sweep is done and the worker has had time to
+	// pick up anything a duplicate might have queued again.
+	s.waitFor(d.ID, "succeeded")
+	time.Sleep(700 * time.Millisecond) // > the worker's 500 ms poll interval
+	led := sb.Ledger()
+	var out []string // "amount under clientTransactionId"
+	for _, tr := range led.InternalTransfers {
+		if tr.From.ID == d.WalletID {
+			out = append(out, tr.Amount.String()+" under "+tr.ClientTransactionID)
+		}
+	}
+	if want := d.Amount.String() + " under " + ctid; len(out) != 1 || out[0] != want {
+		t.Fatalf("upstream transfers out of the deposit's wallet: %q; want exactly one, %s", out, want)
+	}
+	if got := led.RequestsByIdempotencyKey[ctid]; got != 1 {
+		t.Fatalf("%d transfer requests under %s, want 1 (no fault was injected)", got, ctid)
+	}
+	if got, want := walletBalance(t, led, d.WalletID, d.Currency), heldBefore.Sub(d.Amount); !got.Equal(want) {
+		t.Fatalf("wallet holds %s %s after the sweep, want %s: the deposit left it other than once", got, d.Currency, want)
+	}
+}
+
+// walletBalance is a sandbox wallet's balance in one currency.
+func walletBalance(t *testing.T, led sandbox.Ledger, walletID, currency string) decimal.Decimal {
+	t.Helper()
+	for _, w := range led.Wallets {
+		if w.ID == walletID {
+			return w.Balances[currency]
+		}
+	}
+	t.Fatalf("wallet %s not in the sandbox", walletID)
+	return decimal.Zero
 }
 
 func TestHealthAndReadiness(t *testing.T) {

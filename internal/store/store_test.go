@@ -262,7 +262,7 @@ func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := sweep.New(sweep.Config{Owner: "store-test", AccountID: dep.AccountID}, s, client, zaptest.NewLogger(t), nil)
+	w, err := sweep.New(sweep.Config{Owner: "store-test", AccountID: dep.AccountID}, s, client, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
