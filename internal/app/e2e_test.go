@@ -222,7 +222,7 @@ func TestDepositIsSweptEndToEnd(t *testing.T) {
 	led := s.sandbox.Ledger()
 	var transfer *sandbox.InternalTransfer
 	for i := range led.InternalTransfers {
-		if led.InternalTransfers[i].ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
+		if led.InternalTransfers[i].Applied && led.InternalTransfers[i].ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
 			if transfer != nil {
 				t.Fatal("deposit swept twice upstream")
 			}
@@ -284,7 +284,7 @@ func TestUpstreamFailuresAreRetriedUnderTheSameID(t *testing.T) {
 	}
 	applied := 0
 	for _, tr := range s.sandbox.Ledger().InternalTransfers {
-		if tr.ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
+		if tr.Applied && tr.ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
 			applied++
 		}
 	}
@@ -390,7 +390,7 @@ func TestCrashedWorkerIsResumedAfterLeaseExpiry(t *testing.T) {
 	led := s.sandbox.Ledger()
 	applied := 0
 	for _, tr := range led.InternalTransfers {
-		if tr.ClientTransactionID == ctid {
+		if tr.Applied && tr.ClientTransactionID == ctid {
 			applied++
 			if *row.InterlaceTransferID != tr.ID {
 				t.Fatalf("resumed sweep recorded %s, upstream transfer is %s", *row.InterlaceTransferID, tr.ID)
@@ -504,7 +504,7 @@ func TestSameDepositSameIDOnAnyDatabase(t *testing.T) {
 	}
 	n := 0
 	for _, tr := range a.sandbox.Ledger().InternalTransfers {
-		if tr.ClientTransactionID == rowA.ClientTransactionID.String() {
+		if tr.Applied && tr.ClientTransactionID == rowA.ClientTransactionID.String() {
 			n++
 		}
 	}
@@ -630,7 +630,7 @@ func TestConcurrentDuplicateDeliveriesOverHTTP(t *testing.T) {
 	led := sb.Ledger()
 	var out []string // "amount under clientTransactionId"
 	for _, tr := range led.InternalTransfers {
-		if tr.From.ID == d.WalletID {
+		if tr.Applied && tr.From.ID == d.WalletID {
 			out = append(out, tr.Amount.String()+" under "+tr.ClientTransactionID)
 		}
 	}
