@@ -90,7 +90,7 @@ func (a *App) build() error {
 	} else {
 		tokens = interlace.NewOAuthTokenSource(interlace.OAuthConfig{
 			BaseURL: cfg.InterlaceBaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-			OnRefresh: a.metrics.TokenRefresh,
+			Style: cfg.AuthStyle, OnRefresh: a.metrics.TokenRefresh,
 		})
 	}
 	var err error

@@ -136,12 +136,11 @@ const (
 	// hour costs a few extra fetches a day and never serves a token Interlace has already dropped for long.
 	defaultTokenLifetime = time.Hour
 	maxRefreshMargin     = 5 * time.Minute
-	// After a failed fetch no caller triggers another before a backoff of 1 s, 2 s, 4 s … up to one
-	// minute (each drawn from [d/2, d) so that replicas do not retry in step). Without it every API call
-	// of every sweep would hit a failing token endpoint; with it a recovered endpoint is noticed within
-	// a minute.
-	tokenBackoffBase = time.Second
-	tokenBackoffMax  = time.Minute
+	// After a failed token fetch or Infinity discovery no caller triggers another before a backoff of
+	// 1 s, 2 s, 4 s … up to one minute. Without it every API call of every sweep would hit a failing
+	// endpoint; with it a recovered endpoint is noticed within a minute.
+	failureBackoffBase = time.Second
+	failureBackoffMax  = time.Minute
 )
 
 // NewOAuthTokenSource fetches tokens with Interlace's two-step OAuth flow and caches them. Once a token
@@ -296,12 +295,13 @@ func (s *OAuthSource) fetch(ctx context.Context, f *tokenFetch) {
 	close(f.done)
 }
 
-// backoff is the wait after n failed fetches in a row: exponential from tokenBackoffBase up to
-// tokenBackoffMax, drawn from [d/2, d).
+// backoff is the wait after n failed calls in a row (a token fetch, an Infinity discovery): exponential
+// from failureBackoffBase up to failureBackoffMax, drawn from [d/2, d) so that replicas do not retry in
+// step.
 func backoff(n int) time.Duration {
-	d := tokenBackoffMax
+	d := failureBackoffMax
 	if n < 20 {
-		d = min(tokenBackoffMax, tokenBackoffBase<<(n-1))
+		d = min(failureBackoffMax, failureBackoffBase<<(n-1))
 	}
 	return d/2 + rand.N(d/2)
 }
