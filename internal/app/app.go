@@ -148,7 +148,7 @@ func (a *App) buildHTTP() error {
 	wh, err := webhook.NewHandler(webhook.Options{
 		Verifier: verifier, Recorder: a.ingester, AccountID: a.cfg.AccountID,
 		TargetCurrency: a.cfg.TargetCurrency, SweepCurrencies: a.cfg.SweepCurrencies,
-		Logger: a.log.Named("webhook"), Metrics: a.metrics,
+		Logger: a.log.Named("webhook"), Metrics: a.metrics, Refused: store.NewRefusalSampler(a.store),
 	})
 	if err != nil {
 		return err
