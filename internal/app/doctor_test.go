@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -278,4 +280,34 @@ func waitRefused(t *testing.T, s *system) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("no refused delivery was kept")
+}
+
+// TestDoctorWarnsWhenWalletTypeAlonePicksABudget: an account whose balance list ignores the filter and
+// shows a Budget USD balance (objectType 1, walletType 0) before the Infinity one, as the stricter
+// sandbox does. A scripted upstream answers that list and hands every other call to the sandbox.
+func TestDoctorWarnsWhenWalletTypeAlonePicksABudget(t *testing.T) {
+	t.Parallel()
+	sb, _ := newSandbox(t, sandbox.Config{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/open-api/v3/cards/wallets" {
+			sb.Handler().ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"code":"000000","message":"success","data":{"list":[
+{"id":"budget-usd","accountId":"`+accountID+`","currency":"USD","walletType":0,"objectType":1,"available":"10"},
+{"id":"`+sandbox.DefaultInfinityWalletID+`","accountId":"`+accountID+`","currency":"USD","walletType":0,"objectType":0,"available":"56846.52"}],"total":"2"}}`)
+	}))
+	t.Cleanup(front.Close)
+	rep := runDoctor(t, map[string]string{"DATABASE_URL": pgtest.NewMigratedDatabase(t), "INTERLACE_BASE_URL": front.URL})
+	l := line(t, rep, doctor.CheckInfinity)
+	for _, want := range []string{"would sweep into " + sandbox.DefaultInfinityWalletID, "objectType=0", "walletType=0 alone would have picked budget-usd",
+		"SWEEPER_INFINITY_WALLET_ID=" + sandbox.DefaultInfinityWalletID} {
+		if !strings.Contains(l.Text, want) {
+			t.Fatalf("infinity line lacks %q: %s", want, l)
+		}
+	}
+	if l.Level != doctor.Warn || rep.Failed() {
+		t.Fatalf("want a WARN and no failure: %s", l)
+	}
 }
