@@ -16,6 +16,7 @@ import (
 	"github.com/sweeperhq/sweeper/internal/doctor"
 	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
 	"github.com/sweeperhq/sweeper/internal/pgtest"
+	"github.com/sweeperhq/sweeper/internal/store"
 )
 
 const clientSecret = "client-secret-value" // what start() configures
@@ -309,5 +310,53 @@ func TestDoctorWarnsWhenWalletTypeAlonePicksABudget(t *testing.T) {
 	}
 	if l.Level != doctor.Warn || rep.Failed() {
 		t.Fatalf("want a WARN and no failure: %s", l)
+	}
+}
+
+// TestDoctorPollerState: without poll_state (this branch's schema) there is no poller line; with the
+// table issue 11's migration adds, the poller's last success and error are reported, an error newer than
+// the last success as a WARN. The table is created here as that migration defines it.
+func TestDoctorPollerState(t *testing.T) {
+	t.Parallel()
+	_, url := newSandbox(t, sandbox.Config{})
+	db := pgtest.NewMigratedDatabase(t)
+	env := map[string]string{"DATABASE_URL": db, "INTERLACE_BASE_URL": url}
+	pool, err := store.OpenPool(context.Background(), db, store.PoolOptions{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var migrated bool // once issue 11's migration is merged, the schema has poll_state already
+	if err := pool.QueryRow(context.Background(), `SELECT to_regclass('poll_state') IS NOT NULL`).Scan(&migrated); err != nil {
+		t.Fatal(err)
+	}
+	if !migrated {
+		for _, l := range runDoctor(t, env).Lines {
+			if l.Check == doctor.CheckPoller {
+				t.Fatalf("a poller line without poll_state: %s", l)
+			}
+		}
+	}
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := pool.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`CREATE TABLE IF NOT EXISTS poll_state (name text PRIMARY KEY, cursor_at timestamptz, last_started_at timestamptz,
+		last_success_at timestamptz, last_error_at timestamptz, last_error text, consecutive_failures integer NOT NULL DEFAULT 0,
+		last_read integer NOT NULL DEFAULT 0, last_found integer NOT NULL DEFAULT 0, last_owner text, updated_at timestamptz NOT NULL DEFAULT now())`)
+	if l := line(t, runDoctor(t, env), doctor.CheckPoller); l.Level != doctor.OK || !strings.Contains(l.Text, "has not run") {
+		t.Fatalf("empty poll_state: %s", l)
+	}
+	exec(`INSERT INTO poll_state (name, last_success_at, last_error_at, last_error, consecutive_failures)
+		VALUES ('transfers', now() - interval '1 hour', now(), 'interlace list_transfers: HTTP 503', 3)`)
+	l := line(t, runDoctor(t, env), doctor.CheckPoller)
+	if l.Level != doctor.Warn || !strings.Contains(l.Text, "3 failure(s) in a row") || !strings.Contains(l.Text, "HTTP 503") {
+		t.Fatalf("failing poller: %s", l)
+	}
+	exec(`UPDATE poll_state SET last_success_at = now()`)
+	if l := line(t, runDoctor(t, env), doctor.CheckPoller); l.Level != doctor.OK {
+		t.Fatalf("recovered poller: %s", l)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -275,66 +276,53 @@ func (d *run) webhooks(ctx context.Context, st *store.Store) {
 	}
 }
 
-// poller reports the backfill poller's last success and error when this database has a poll-state table
-// (contract §9; added by a later migration). Without one there is nothing to report and no line.
+// poller reports the backfill poller's last success and error (contract §9) from poll_state, which a
+// later migration (issue 11) adds. Without that table there is no poller in this schema, and no line.
 func (d *run) poller(ctx context.Context, pool *pgxpool.Pool) {
 	ctx, cancel := d.timeout(ctx)
 	defer cancel()
-	var table string
-	err := pool.QueryRow(ctx, `
-SELECT table_name FROM information_schema.tables
- WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name LIKE 'poll%'
- ORDER BY table_name LIMIT 1`).Scan(&table)
-	if err != nil {
-		return // no poll-state table in this schema: the poller does not exist in this version
-	}
-	// The table's columns are not known here; read the row as JSON and look for the success and error
-	// fields by name.
-	var raw []byte
-	if err := pool.QueryRow(ctx, `SELECT row_to_json(t)::text FROM `+quoteIdent(table)+` t LIMIT 1`).Scan(&raw); err != nil {
-		d.rep.add(Warn, CheckPoller, "table %s has no state yet (%s); the poller has not run: check SWEEPER_POLL_INTERVAL", table, errText(err))
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('poll_state') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		return
 	}
-	var row map[string]any
-	_ = json.Unmarshal(raw, &row)
-	success, lastErr, errAt := field(row, "success"), field(row, "error"), ""
-	for k, v := range row {
-		if strings.Contains(k, "error") && strings.HasSuffix(k, "_at") && v != nil {
-			errAt = fmt.Sprint(v)
+	rows, err := pool.Query(ctx, `
+SELECT name, last_success_at, last_error_at, COALESCE(last_error, ''), consecutive_failures
+  FROM poll_state ORDER BY name`)
+	if err != nil {
+		d.rep.add(Warn, CheckPoller, "poll_state is unreadable (%s); run sweeper migrate", errText(err))
+		return
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var name, lastErr string
+		var success, errAt *time.Time
+		var failures int
+		if err := rows.Scan(&name, &success, &errAt, &lastErr, &failures); err != nil {
+			d.rep.add(Warn, CheckPoller, "poll_state is unreadable (%s); run sweeper migrate", errText(err))
+			return
+		}
+		n++
+		switch {
+		case errAt != nil && (success == nil || errAt.After(*success)):
+			d.rep.add(Warn, CheckPoller, "%s: last success %s, then %d failure(s) in a row, the last at %s: %s; see the transfer list line",
+				name, when(success), failures, when(errAt), lastErr)
+		default:
+			d.rep.add(OK, CheckPoller, "%s: last success %s, no failure since", name, when(success))
 		}
 	}
-	switch {
-	case lastErr != "" && (success == "" || errAt > success):
-		d.rep.add(Warn, CheckPoller, "last success %s, last error %s: %s; see the transfer list line", orNever(success), orNever(errAt), lastErr)
-	default:
-		d.rep.add(OK, CheckPoller, "last success %s%s", orNever(success), func() string {
-			if lastErr == "" {
-				return ", no error on record"
-			}
-			return ", an older error: " + lastErr
-		}())
+	if err := rows.Err(); err != nil {
+		d.rep.add(Warn, CheckPoller, "poll_state is unreadable (%s)", errText(err))
+		return
+	}
+	if n == 0 {
+		d.rep.add(OK, CheckPoller, "the backfill poller has not run against this database yet (sweeper serve runs it every SWEEPER_POLL_INTERVAL)")
 	}
 }
 
-func field(row map[string]any, word string) string {
-	keys := make([]string, 0, len(row))
-	for k := range row {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if strings.Contains(k, word) && row[k] != nil && !(word == "error" && strings.HasSuffix(k, "_at")) {
-			return fmt.Sprint(row[k])
-		}
-	}
-	return ""
-}
-
-func orNever(s string) string {
-	if s == "" {
+func when(t *time.Time) string {
+	if t == nil {
 		return "never"
 	}
-	return s
+	return t.UTC().Format(time.RFC3339)
 }
-
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
