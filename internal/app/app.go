@@ -91,6 +91,9 @@ func (a *App) build() error {
 		tokens = interlace.NewOAuthTokenSource(interlace.OAuthConfig{
 			BaseURL: cfg.InterlaceBaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 			Style: cfg.AuthStyle, OnRefresh: a.metrics.TokenRefresh,
+			OnStyle: func(style string) {
+				log.Info("interlace token endpoints answered", zap.String("auth_style", style), zap.String("configured", cfg.AuthStyle))
+			},
 		})
 	}
 	var err error

@@ -70,8 +70,11 @@ func TestAuthStyles(t *testing.T) {
 		t.Run(tc.served+"/"+tc.client, func(t *testing.T) {
 			t.Parallel()
 			url, log := newAuthSandbox(t, sandbox.Config{AuthStyle: tc.served, StrictTokens: true, ClientSecret: sandboxSecret})
+			var reported []string
+			var repMu sync.Mutex
 			src := interlace.NewOAuthTokenSource(interlace.OAuthConfig{BaseURL: url, ClientID: "id",
-				ClientSecret: sandboxSecret, Style: tc.client})
+				ClientSecret: sandboxSecret, Style: tc.client,
+				OnStyle: func(s string) { repMu.Lock(); reported = append(reported, s); repMu.Unlock() }})
 			c, err := interlace.New(interlace.Config{BaseURL: url, Tokens: src})
 			if err != nil {
 				t.Fatal(err)
@@ -115,6 +118,11 @@ func TestAuthStyles(t *testing.T) {
 			}
 			if got := log.take(); len(got) != 1 || got[0] != want {
 				t.Fatalf("after Invalidate: %v, want only %s", got, want)
+			}
+			repMu.Lock()
+			defer repMu.Unlock()
+			if len(reported) != 1 || reported[0] != tc.wantStyle {
+				t.Fatalf("OnStyle reported %v, want once %s", reported, tc.wantStyle)
 			}
 		})
 	}

@@ -119,6 +119,9 @@ type OAuthConfig struct {
 	HTTPClient   *http.Client     // optional; defaults to NewHTTPClient()
 	Now          func() time.Time // optional; defaults to time.Now (tests move the clock)
 	OnRefresh    func()           // optional; called after every successful token fetch (metrics)
+	// OnStyle, optional, is told the style whose endpoints answered, on the first token and whenever it
+	// changes (auto fell back), so the process can report what it detected.
+	OnStyle func(style string)
 }
 
 // String and GoString keep the client secret out of logs.
@@ -159,6 +162,7 @@ func NewOAuthTokenSource(cfg OAuthConfig) *OAuthSource {
 		http:      cfg.HTTPClient,
 		now:       cfg.Now,
 		onRefresh: cfg.OnRefresh,
+		onStyle:   cfg.OnStyle,
 	}
 	if s.pinned != AuthStyleV3 && s.pinned != AuthStyleLegacy {
 		s.pinned = "" // auto; config.Load has already refused anything else
@@ -183,6 +187,7 @@ type OAuthSource struct {
 	http                   *http.Client
 	now                    func() time.Time
 	onRefresh              func()
+	onStyle                func(string)
 
 	mu        sync.Mutex
 	token     string
@@ -274,6 +279,7 @@ func (s *OAuthSource) fetch(ctx context.Context, f *tokenFetch) {
 	ans, style, err := s.obtain(ctx)
 
 	s.mu.Lock()
+	changed := err == nil && style != s.style
 	if err == nil {
 		s.token, s.refresh, s.style = ans.token, ans.refresh, style
 		s.expiresAt = start.Add(ans.lifetime)
@@ -290,6 +296,9 @@ func (s *OAuthSource) fetch(ctx context.Context, f *tokenFetch) {
 
 	if err == nil && s.onRefresh != nil {
 		s.onRefresh() // before waking the waiters, so the count is current when they continue
+	}
+	if changed && s.onStyle != nil {
+		s.onStyle(style)
 	}
 	f.token, f.err = ans.token, err
 	close(f.done)
