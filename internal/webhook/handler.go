@@ -26,10 +26,28 @@ type Recorder interface {
 	Ingest(ctx context.Context, d store.Delivery) (store.Effect, error)
 }
 
+// RefusedSink keeps a sample of deliveries refused with 401. It is called on every such refusal, a
+// flood of garbage included, so it must bound its own cost; the 401 is answered whatever it does.
+type RefusedSink interface {
+	Refused(ctx context.Context, d store.RefusedDelivery) bool
+}
+
+// sampleRefused hands a 401 to the optional RefusedSink with the headers that say how it was signed.
+func (h *Handler) sampleRefused(r *http.Request, body []byte, reason string) {
+	if h.opts.Refused == nil {
+		return
+	}
+	h.opts.Refused.Refused(r.Context(), store.RefusedDelivery{
+		Reason: reason, Signature: r.Header.Get("Signature"), Timestamp: r.Header.Get("Timestamp"),
+		SignatureMethod: r.Header.Get("Signature-Method"), Body: body, BodySize: len(body),
+	})
+}
+
 // Options configure the handler.
 type Options struct {
 	Verifier *Verifier
 	Recorder Recorder
+	Refused  RefusedSink // optional: every delivery refused with 401 (contract §10's sample for `sweeper doctor`)
 	// AccountID is the merchant account; a deposit naming another account is
 	// recorded but never swept.
 	AccountID string
@@ -39,15 +57,6 @@ type Options struct {
 	SweepCurrencies []string
 	Logger          *zap.Logger
 	Metrics         *metrics.Metrics
-	// Refused, when set, is given every delivery refused with 401 (contract §10's sample, read by
-	// `sweeper doctor`); *store.RefusalSampler bounds what that costs.
-	Refused RefusedSink
-}
-
-// RefusedSink keeps a sample of deliveries refused with 401. It is called on every such refusal, a
-// flood of garbage included, so it must bound its own cost; the 401 is answered whatever it does.
-type RefusedSink interface {
-	Refused(ctx context.Context, d store.RefusedDelivery) bool
 }
 
 // Handler serves POST /webhooks/interlace.
@@ -136,17 +145,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h.record(w, r.Context(), start, h.delivery(env, body, keyIdx))
-}
-
-// sampleRefused hands a 401 to the optional RefusedSink with the headers that say how it was signed.
-func (h *Handler) sampleRefused(r *http.Request, body []byte, reason string) {
-	if h.opts.Refused == nil {
-		return
-	}
-	h.opts.Refused.Refused(r.Context(), store.RefusedDelivery{
-		Reason: reason, Signature: r.Header.Get("Signature"), Timestamp: r.Header.Get("Timestamp"),
-		SignatureMethod: r.Header.Get("Signature-Method"), Body: body, BodySize: len(body),
-	})
 }
 
 // delivery classifies a verified envelope into what gets stored.
