@@ -42,14 +42,19 @@ func (d *run) infinity(ctx context.Context, c *interlace.Client) {
 	ctx, cancel := d.timeout(ctx)
 	defer cancel()
 	cfg := d.cfg
+	// With SWEEPER_INFINITY_WALLET_ID set the service never discovers, so a failed discovery only warns.
+	level := Fail
+	if cfg.InfinityWalletID != "" {
+		level = Warn
+	}
 	wallets, err := c.ListInfinityWallets(ctx, cfg.AccountID)
 	if err != nil {
-		d.rep.add(Fail, CheckInfinity, "GET /open-api/v3/cards/wallets?objectType=0 failed: %s", upstreamFailure(err, cfg))
+		d.rep.add(level, CheckInfinity, "GET /open-api/v3/cards/wallets?objectType=0 failed: %s", upstreamFailure(err, cfg))
 		return
 	}
 	p, err := interlace.PickInfinityWallet(wallets, cfg.TargetCurrency)
 	if err != nil {
-		d.rep.add(Fail, CheckInfinity, "account %s lists %d balance(s), none an Infinity Account balance in %s (%s); "+
+		d.rep.add(level, CheckInfinity, "account %s lists %d balance(s), none an Infinity Account balance in %s (%s); "+
 			"set SWEEPER_TARGET_CURRENCY to a currency the Infinity Account holds, or INTERLACE_ACCOUNT_ID to the right account "+
 			"(an Infinity Account that was never initialised lists nothing)", cfg.AccountID, p.Listed, cfg.TargetCurrency, listed(wallets))
 		return
