@@ -360,3 +360,16 @@ func TestDoctorPollerState(t *testing.T) {
 		t.Fatalf("recovered poller: %s", l)
 	}
 }
+
+// TestDoctorNoInfinityBalance: no Infinity balance in the target currency fails naming the setting;
+// with SWEEPER_INFINITY_WALLET_ID set (no discovery in the service) it only warns.
+func TestDoctorNoInfinityBalance(t *testing.T) {
+	t.Parallel()
+	_, url := newSandbox(t, sandbox.Config{})
+	env := map[string]string{"DATABASE_URL": pgtest.NewMigratedDatabase(t), "INTERLACE_BASE_URL": url, "SWEEPER_TARGET_CURRENCY": "EUR"}
+	expectFail(t, runDoctor(t, env), doctor.CheckInfinity, "none an Infinity Account balance in EUR", "SWEEPER_TARGET_CURRENCY")
+	env["SWEEPER_INFINITY_WALLET_ID"] = "pinned"
+	if l := line(t, runDoctor(t, env), doctor.CheckInfinity); l.Level != doctor.Warn {
+		t.Fatalf("with a pinned balance: %s", l)
+	}
+}
