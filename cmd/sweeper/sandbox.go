@@ -42,25 +42,19 @@ func runSandbox(ctx context.Context, env config.Getenv, args []string, stdout, s
 	if err != nil {
 		return fmt.Errorf("SANDBOX_WITHDRAWAL_DELAY: %w", err)
 	}
-	// Token endpoint variants (contract §10).
-	authStyle := get("SANDBOX_AUTH_STYLE")
-	if authStyle != sandbox.AuthStyleBoth && authStyle != sandbox.AuthStyleV3 && authStyle != sandbox.AuthStyleLegacy {
-		return fmt.Errorf("SANDBOX_AUTH_STYLE must be both, v3 or legacy, not %q", authStyle)
-	}
-	strictTokens, err := strconv.ParseBool(get("SANDBOX_STRICT_TOKENS"))
-	if err != nil {
-		return fmt.Errorf("SANDBOX_STRICT_TOKENS must be true or false, not %q", get("SANDBOX_STRICT_TOKENS"))
-	}
 	log, err := newLogger(orDefault(env("SWEEPER_LOG_FORMAT"), "json"), orDefault(env("SWEEPER_LOG_LEVEL"), "info"), stderr)
 	if err != nil {
 		return err
 	}
-	srv := sandbox.New(sandbox.Config{
+	cfg := sandbox.Config{
 		AccountID: get("SANDBOX_ACCOUNT_ID"), WebhookURL: get("SANDBOX_WEBHOOK_URL"),
 		WebhookSecret: get("SANDBOX_WEBHOOK_SECRET"), SignedPart: get("SANDBOX_SIGNED_PART"),
 		TimeScale: scale, WithdrawalDelay: delay, Logger: log.Named("sandbox"),
-		AuthStyle: authStyle, StrictTokens: strictTokens, ClientSecret: get("SANDBOX_CLIENT_SECRET"),
-	})
+	}
+	if err := sandboxTokenVars(get, &cfg); err != nil {
+		return err
+	}
+	srv := sandbox.New(cfg)
 	defer srv.Close()
 	ln, err := net.Listen("tcp", get("SWEEPER_SANDBOX_ADDR"))
 	if err != nil {
