@@ -108,6 +108,9 @@ func TestDoctorFreshDatabaseDefaultSandbox(t *testing.T) {
 	for _, c := range []string{doctor.CheckDatabase, doctor.CheckToken, doctor.CheckInfinity, doctor.CheckTransfers, doctor.CheckWebhooks} {
 		line(t, rep, c)
 	}
+	if l := line(t, rep, doctor.CheckToken); !strings.Contains(l.Text, "strict access token mode is off") {
+		t.Fatalf("token line does not say strict mode is off: %s", l.Text)
+	}
 	if l := line(t, rep, doctor.CheckInfinity); !strings.Contains(l.Text, sandbox.DefaultInfinityWalletID) {
 		t.Fatalf("infinity line does not name the balance: %s", l.Text)
 	}
@@ -142,7 +145,7 @@ func TestDoctorAuthStyles(t *testing.T) {
 			if rep.Failed() {
 				t.Fatal("report failed")
 			}
-			if l := line(t, rep, doctor.CheckToken); l.Level != doctor.OK || !strings.Contains(l.Text, tc.want) || !strings.Contains(l.Text, "X-Signature") {
+			if l := line(t, rep, doctor.CheckToken); l.Level != doctor.OK || !strings.Contains(l.Text, tc.want) || !strings.Contains(l.Text, "strict access token mode is on") {
 				t.Fatalf("token line: %s", l)
 			}
 		})

@@ -167,9 +167,31 @@ func (d *run) token(ctx context.Context) *interlace.Client {
 	if cfg.AuthStyle == interlace.AuthStyleAuto {
 		hint = fmt.Sprintf("; INTERLACE_AUTH_STYLE=%s skips the detection", style)
 	}
-	d.rep.add(OK, CheckToken, "the %s token endpoints answered: %s; token calls carried the strict-mode "+
-		"X-Timestamp and X-Signature headers and were accepted%s", style, paths, hint)
+	d.rep.add(OK, CheckToken, "the %s token endpoints answered: %s; %s%s", style, paths, d.strictMode(ctx, style), hint)
 	return client
+}
+
+// strictMode tells whether the account demands signed token calls, by asking once more for a token
+// without the X-Timestamp/X-Signature headers (a token call; nothing else changes). When it does, the
+// signed calls that just succeeded confirm sweeper's string-to-sign for this account.
+func (d *run) strictMode(ctx context.Context, style string) string {
+	ctx, cancel := d.timeout(ctx)
+	defer cancel()
+	cfg := d.cfg
+	_, err := interlace.NewOAuthTokenSource(interlace.OAuthConfig{
+		BaseURL: cfg.InterlaceBaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		Style: style, Sign: interlace.UnsignedTokenCalls, HTTPClient: d.opts.HTTPClient,
+	}).Token(ctx)
+	var ae *interlace.APIError
+	switch {
+	case err == nil:
+		return "strict access token mode is off (an unsigned token call was accepted; sweeper signs its calls anyway)"
+	case errors.As(err, &ae) && ae.HTTPStatus != 0 && !ae.Retryable:
+		return fmt.Sprintf("strict access token mode is on (an unsigned token call was refused: %s) and sweeper's "+
+			"X-Timestamp/X-Signature were accepted, so its string-to-sign fits this account", ae.Message)
+	default:
+		return fmt.Sprintf("strict access token mode unknown (the unsigned probe failed: %s); sweeper's signed calls were accepted", errText(err))
+	}
 }
 
 // tokenFailure explains a failed token fetch and names the setting that fixes it.

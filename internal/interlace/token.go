@@ -74,7 +74,9 @@ var (
 
 // TokenSigner computes the X-Signature header of a token call (Interlace's "strict access token mode",
 // on by default for new integrations) from the client secret, the POST body's parameters and the
-// X-Timestamp value (Unix seconds). OAuthConfig.Sign replaces the default, SignTokenCall.
+// X-Timestamp value (Unix seconds). OAuthConfig.Sign replaces the default, SignTokenCall. A signer that
+// returns "" sends neither header (UnsignedTokenCalls; `sweeper doctor` uses it to tell whether an account
+// is in strict mode).
 type TokenSigner func(clientSecret string, params map[string]string, timestamp int64) string
 
 // SignTokenCall is sweeper's strict-mode signature. UNCONFIRMED: Interlace documents that X-Signature is
@@ -108,6 +110,9 @@ func SignTokenCall(clientSecret string, params map[string]string, timestamp int6
 	m.Write([]byte(b.String()))
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// UnsignedTokenCalls is a TokenSigner that sends no strict-mode headers.
+func UnsignedTokenCalls(string, map[string]string, int64) string { return "" }
 
 // OAuthConfig configures NewOAuthTokenSource.
 type OAuthConfig struct {
@@ -417,8 +422,10 @@ func (s *OAuthSource) post(ctx context.Context, endpoint, u string, params map[s
 	}
 	ts := s.now().Unix()
 	h := http.Header{}
-	h.Set("X-Timestamp", strconv.FormatInt(ts, 10))
-	h.Set("X-Signature", s.sign(s.secret, params, ts))
+	if sig := s.sign(s.secret, params, ts); sig != "" {
+		h.Set("X-Timestamp", strconv.FormatInt(ts, 10))
+		h.Set("X-Signature", sig)
+	}
 	body, err := s.roundTripWith(ctx, endpoint, http.MethodPost, u, payload, h)
 	if err != nil {
 		return tokenAnswer{}, err
