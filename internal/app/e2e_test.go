@@ -58,15 +58,20 @@ type sysOpts struct {
 	env     map[string]string
 	noWork  bool
 	logger  *zap.Logger // default: warnings and errors to the test log
+	// listener, when set, is where the program serves (a sandbox built beforehand needs its URL).
+	listener net.Listener
 }
 
 // start runs the real program (app.New + Run) against a fresh database and an
 // in-process sandbox over real HTTP.
 func start(t *testing.T, o sysOpts) *system {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := o.listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := &system{t: t, url: "http://" + ln.Addr().String(), dbURL: o.dbURL, sandbox: o.sandbox, sbURL: o.sbURL}
 	if s.dbURL == "" {
