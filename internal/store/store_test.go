@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -353,10 +354,11 @@ func TestClaim(t *testing.T) {
 		if second[0].ClientTransactionID != first[0].ClientTransactionID || second[0].ClientTransactionID != ids.SweepTransactionID("t1") {
 			t.Fatal("resumed sweep changed its clientTransactionId")
 		}
-		// The dead worker comes back to life and tries to record: refused.
-		err := s.RecordOutcome(b.ctx, store.Succeeded(first[0], store.SweepResult{InterlaceTransferID: "x", UpstreamStatus: "CLOSED", CreditedAmount: decimal.NewFromInt(1), CreditedCurrency: "USD"}, store.Attempt{Worker: "dead-worker", StartedAt: time.Now(), Outcome: store.AttemptSucceeded}))
-		if err == nil {
-			t.Fatal("stale lease holder recorded an outcome")
+		// The dead worker comes back to life and tries to record a retry: refused
+		// (a success would count: see TestSuccessAfterLeaseLost).
+		err := s.RecordOutcome(b.ctx, store.Retry(first[0], time.Second, "", "HTTP 503", store.RetryUnknown, store.Attempt{Worker: "dead-worker", StartedAt: time.Now(), Outcome: store.AttemptRetry}))
+		if !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("stale lease holder recorded an outcome: %v", err)
 		}
 		if n := b.count(t, `SELECT count(*) FROM sweep_attempts WHERE outcome='lease_lost'`); n != 1 {
 			t.Fatalf("lease_lost attempt not audited")
@@ -370,7 +372,7 @@ func TestClaim(t *testing.T) {
 		s, b := setup(t)
 		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
 		j := claim(t, s, "w", 1, time.Minute)[0]
-		if err := s.RecordOutcome(b.ctx, store.Retry(j, time.Hour, "", "HTTP 503", store.Attempt{Worker: "w", StartedAt: time.Now(), HTTPStatus: 503, Outcome: store.AttemptRetry})); err != nil {
+		if err := s.RecordOutcome(b.ctx, store.Retry(j, time.Hour, "", "HTTP 503", store.RetryUnknown, store.Attempt{Worker: "w", StartedAt: time.Now(), HTTPStatus: 503, Outcome: store.AttemptRetry})); err != nil {
 			t.Fatal(err)
 		}
 		if got := claim(t, s, "w", 1, time.Minute); len(got) != 0 {

@@ -47,7 +47,7 @@ type Sweep struct {
 	// PendingFor is how long the sweep has received nothing but "in progress"
 	// answers (0 when the last definite answer was something else).
 	PendingFor time.Duration
-	// LeaseUntil is when this claim's lease expires (database clock, as read back).
+	// LeaseUntil is when this claim's lease expires, on the local clock.
 	LeaseUntil time.Time
 }
 
@@ -89,7 +89,7 @@ WITH due AS (
  RETURNING s.deposit_id, s.client_transaction_id, s.lease_token, s.attempts, s.account_id, s.from_wallet_id,
            s.currency, s.amount, s.to_wallet_id, s.to_currency, s.created_at, due.old_status,
            s.maybe_moved_at IS NOT NULL AS maybe_moved,
-           COALESCE(EXTRACT(EPOCH FROM now() - s.pending_since), 0)::float8 AS pending_for, s.run_at
+           COALESCE(EXTRACT(EPOCH FROM now() - s.pending_since), 0)::float8 AS pending_for
 ), ev AS (
     INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
     SELECT deposit_id, old_status, 'in_flight',
@@ -97,7 +97,7 @@ WITH due AS (
       FROM upd
 )
 SELECT deposit_id, client_transaction_id, lease_token, attempts, account_id, from_wallet_id, currency, amount,
-       to_wallet_id, to_currency, created_at, old_status = 'in_flight', maybe_moved, pending_for, run_at
+       to_wallet_id, to_currency, created_at, old_status = 'in_flight', maybe_moved, pending_for
   FROM upd`
 
 // ClaimSweeps leases up to p.Limit due jobs. SKIP LOCKED lets any number of workers
@@ -111,6 +111,7 @@ func (s *Store) ClaimSweeps(ctx context.Context, p ClaimParams) ([]Sweep, error)
 	if p.ToWalletID == "" {
 		return nil, fmt.Errorf("store: claim sweeps: no Infinity wallet id")
 	}
+	start := time.Now()
 	rows, err := s.pool.Query(ctx, claimSQL, p.Limit, p.Lease, p.Owner, p.ToWalletID)
 	if err != nil {
 		return nil, translate("store: claim sweeps", err)
@@ -120,7 +121,9 @@ func (s *Store) ClaimSweeps(ctx context.Context, p ClaimParams) ([]Sweep, error)
 		var pendingFor float64
 		err := r.Scan(&sw.DepositID, &sw.ClientTransactionID, &sw.LeaseToken, &sw.Attempts, &sw.AccountID,
 			&sw.FromWalletID, &sw.Currency, &sw.Amount, &sw.ToWalletID, &sw.ToCurrency, &sw.CreatedAt, &sw.Reclaimed,
-			&sw.MaybeMoved, &pendingFor, &sw.LeaseUntil)
+			&sw.MaybeMoved, &pendingFor)
+		// The local clock before the claim: never later than the database's deadline.
+		sw.LeaseUntil = start.Add(p.Lease)
 		sw.PendingFor = time.Duration(pendingFor * float64(time.Second))
 		return sw, err
 	})
@@ -275,4 +278,20 @@ func nullInt(i int) any {
 		return nil
 	}
 	return i
+}
+
+// ExtendSweepLease renews the lease of a claimed sweep for another lease period
+// and returns its new local deadline. ErrLeaseLost: another worker owns it.
+func (s *Store) ExtendSweepLease(ctx context.Context, sw Sweep, lease time.Duration) (time.Time, error) {
+	start := time.Now()
+	tag, err := s.pool.Exec(ctx, `
+UPDATE sweeps SET run_at = now() + $3::interval, updated_at = now()
+ WHERE deposit_id = $1 AND lease_token = $2 AND status = 'in_flight'`, sw.DepositID, sw.LeaseToken, lease)
+	if err != nil {
+		return time.Time{}, translate("store: extend sweep lease", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return time.Time{}, fmt.Errorf("store: extend sweep lease %s: %w", sw.DepositID, ErrLeaseLost)
+	}
+	return start.Add(lease), nil
 }

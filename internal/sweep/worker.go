@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,8 +51,14 @@ type Config struct {
 	// BaseDelay is the first retry delay before jitter [1s]; MaxDelay caps the
 	// exponential backoff [5m].
 	BaseDelay, MaxDelay time.Duration
-	// InProgressDelay is how soon an "in progress" answer is replayed [2s].
-	InProgressDelay time.Duration
+	// PendingMaxAge is how long a sweep may get nothing but "in progress"/PENDING
+	// answers before it is unresolved [1h] (SWEEPER_PENDING_MAX_AGE). Longer waits
+	// out a slow upstream; shorter hands a stuck transfer to a person sooner.
+	PendingMaxAge time.Duration
+	// AttemptTimeout is the longest one attempt can take (token fetch, request, one
+	// refresh after a 401, the request again). An attempt starts only while the
+	// lease covers that much; otherwise the lease is extended first [0: no check].
+	AttemptTimeout time.Duration
 	// PollInterval is the fallback when no NOTIFY arrives (retries falling due,
 	// a lost LISTEN connection) [500ms].
 	PollInterval time.Duration
@@ -80,7 +85,7 @@ func (c *Config) defaults() error {
 	def(&c.Lease, 60*time.Second)
 	def(&c.BaseDelay, time.Second)
 	def(&c.MaxDelay, 5*time.Minute)
-	def(&c.InProgressDelay, 2*time.Second)
+	def(&c.PendingMaxAge, time.Hour)
 	def(&c.PollInterval, 500*time.Millisecond)
 	def(&c.DrainTimeout, 25*time.Second)
 	return nil
@@ -288,10 +293,13 @@ func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, j
 		To:                  interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeInfinity, ID: job.ToWalletID, Currency: job.ToCurrency},
 		Amount:              job.Amount,
 	}
+	if !w.leaseCovers(ctx, &job) {
+		return
+	}
 	started := time.Now()
 	res, callErr := w.up.InternalTransfer(ctx, req)
 	att := store.Attempt{Worker: w.cfg.Owner, StartedAt: started, Duration: time.Since(started)}
-	o := classify(res, callErr, &att, job)
+	o := classify(res, callErr, &att, job, w.cfg.PendingMaxAge)
 
 	log := w.log.With(zap.String("deposit_id", job.DepositID),
 		zap.String("client_transaction_id", req.ClientTransactionID), zap.Int("attempt", job.Attempts),
@@ -303,35 +311,17 @@ func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, j
 	// Recording must survive the worker's own shutdown: the transfer already happened.
 	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	var err error
-	switch o.kind {
-	case outcomeSucceeded:
-		err = outcomes.Record(recCtx, store.Succeeded(job, o.result, att))
-		if err == nil {
-			w.metrics.Sweep("succeeded", time.Since(job.CreatedAt))
-			log.Info("sweep succeeded", zap.String("outcome", "succeeded"),
-				zap.String("interlace_transfer_id", o.result.InterlaceTransferID),
-				zap.String("credited", o.result.CreditedAmount.String()+" "+o.result.CreditedCurrency))
-		}
-	case outcomeRejected:
-		err = outcomes.Record(recCtx, store.Failed(job, att.Code, o.reason, att))
-		if err == nil {
-			w.metrics.Sweep("failed", 0)
-			log.Error("sweep rejected", zap.String("outcome", "failed"), zap.String("code", att.Code), zap.String("reason", o.reason))
-		}
-	default:
-		delay := o.delay
-		if att.Outcome == store.AttemptInProgress {
-			delay = w.cfg.InProgressDelay
-		}
-		if delay == 0 {
-			delay = Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
-		}
-		err = outcomes.Record(recCtx, store.Retry(job, delay, att.Code, o.reason, att))
-		if err == nil {
-			w.metrics.Sweep(att.Outcome, 0)
-			log.Warn("sweep will retry", zap.String("outcome", att.Outcome), zap.Duration("retry_in", delay), zap.String("reason", o.reason))
-		}
+	err := w.record(recCtx, outcomes, job, o, att, log)
+	if err != nil && store.IsDataError(err) {
+		// The answer is poison: PostgreSQL refuses something in it. Replaying would
+		// get the same answer and loop forever without a trace, so the attempt is
+		// recorded with a description instead and the sweep is handed to a person.
+		log.Error("upstream answer cannot be stored", zap.Error(err), zap.String("answer", att.Message))
+		att.Outcome = store.AttemptPoison
+		att.Message = "answer not storable: " + err.Error()
+		att.Error = ""
+		err = w.record(recCtx, outcomes, job, outcome{kind: outcomeUnresolved,
+			reason: "the upstream answer could not be stored (" + err.Error() + "); the transfer may have been applied"}, att, log)
 	}
 	if errors.Is(err, store.ErrLeaseLost) {
 		// Another worker took the job over after our lease expired; it replays the
@@ -347,77 +337,60 @@ func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, j
 	}
 }
 
-type outcomeKind int
-
-const (
-	outcomeRetry outcomeKind = iota
-	outcomeSucceeded
-	outcomeRejected
-)
-
-type outcome struct {
-	kind       outcomeKind
-	reason     string
-	delay      time.Duration
-	retryAfter time.Duration
-	result     store.SweepResult
+// record writes one classified outcome and, once it is committed, counts and logs it.
+func (w *Worker) record(ctx context.Context, outcomes *store.OutcomeRecorder, job store.Sweep, o outcome, att store.Attempt, log *zap.Logger) error {
+	var err error
+	switch o.kind {
+	case outcomeSucceeded:
+		err = outcomes.Record(ctx, store.Succeeded(job, o.result, att))
+		if err == nil {
+			w.metrics.Sweep("succeeded", time.Since(job.CreatedAt))
+			log.Info("sweep succeeded", zap.String("outcome", "succeeded"),
+				zap.String("interlace_transfer_id", o.result.InterlaceTransferID),
+				zap.String("credited", o.result.CreditedAmount.String()+" "+o.result.CreditedCurrency))
+		}
+	case outcomeRejected:
+		err = outcomes.Record(ctx, store.Failed(job, att.Code, o.reason, att))
+		if err == nil {
+			w.metrics.Sweep("failed", 0)
+			log.Error("sweep rejected", zap.String("outcome", "failed"), zap.String("code", att.Code), zap.String("reason", o.reason))
+		}
+	case outcomeUnresolved:
+		err = outcomes.Record(ctx, store.Unresolved(job, att.Code, o.reason, o.transferID, o.upstreamStatus, att))
+		if err == nil {
+			w.metrics.Sweep("unresolved", 0)
+			log.Error("sweep unresolved: money may have moved; an operator must resolve it",
+				zap.String("outcome", "unresolved"), zap.String("code", att.Code), zap.String("reason", o.reason))
+		}
+	default:
+		// In-progress answers back off like every other retry: a transfer that
+		// Interlace is slow to finish must not be re-posted every few seconds.
+		delay := o.delay
+		if delay == 0 {
+			delay = Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
+		}
+		err = outcomes.Record(ctx, store.Retry(job, delay, att.Code, o.reason, o.retry, att))
+		if err == nil {
+			w.metrics.Sweep(att.Outcome, 0)
+			log.Warn("sweep will retry", zap.String("outcome", att.Outcome), zap.Duration("retry_in", delay), zap.String("reason", o.reason))
+		}
+	}
+	return err
 }
 
-// classify turns the upstream answer into what to do next, filling the attempt row.
-func classify(res *interlace.InternalTransfer, err error, att *store.Attempt, job store.Sweep) outcome {
+// leaseCovers makes sure the lease outlasts the longest attempt before the
+// request leaves, extending it when time went elsewhere (a confirmation read, a
+// slow claim). false means the lease is gone: another worker owns the job, and
+// nothing was sent.
+func (w *Worker) leaseCovers(ctx context.Context, job *store.Sweep) bool {
+	if w.cfg.AttemptTimeout <= 0 || time.Until(job.LeaseUntil) > w.cfg.AttemptTimeout {
+		return true
+	}
+	until, err := w.store.ExtendSweepLease(ctx, *job, w.cfg.Lease)
 	if err != nil {
-		var ae *interlace.APIError
-		if errors.As(err, &ae) {
-			att.HTTPStatus, att.Code, att.Message = ae.HTTPStatus, ae.Code, ae.Message
-		}
-		att.Error = err.Error()
-		if ae != nil && !ae.Retryable {
-			att.Outcome = store.AttemptRejected
-			reason := ae.Message
-			if reason == "" {
-				reason = err.Error()
-			}
-			if ae.Code != "" {
-				reason = ae.Code + " " + reason
-			}
-			return outcome{kind: outcomeRejected, reason: reason}
-		}
-		att.Outcome = store.AttemptRetry
-		o := outcome{kind: outcomeRetry, reason: err.Error()}
-		if ae != nil {
-			o.retryAfter = ae.RetryAfter
-		}
-		return o
+		w.log.Warn("sweep lease could not be extended; not sending", zap.String("deposit_id", job.DepositID), zap.Error(err))
+		return false
 	}
-	att.HTTPStatus = 200
-	att.Code = "000000"
-	att.Message = res.Status
-	if res.ClientTransactionID != "" && !strings.EqualFold(res.ClientTransactionID, job.ClientTransactionID.String()) {
-		// The answer is about some other transfer: never book it against this deposit.
-		att.Outcome = store.AttemptRejected
-		return outcome{kind: outcomeRejected, reason: fmt.Sprintf(
-			"upstream answered for clientTransactionId %s, not %s", res.ClientTransactionID, job.ClientTransactionID)}
-	}
-	switch strings.ToUpper(res.Status) {
-	case "CLOSED", "COMPLETED", "COMPLETE", "SUCCESS", "SUCCEEDED":
-		fee, feeCur, ferr := res.From.TotalFees()
-		if ferr != nil {
-			// Mixed-currency fees cannot be one figure; keep the transfer, flag the fee.
-			feeCur = "MIXED"
-		}
-		att.Outcome = store.AttemptSucceeded
-		return outcome{kind: outcomeSucceeded, result: store.SweepResult{
-			InterlaceTransferID: res.ID, UpstreamStatus: res.Status,
-			CreditedAmount: res.To.Amount, CreditedCurrency: res.To.Currency,
-			FeeAmount: fee, FeeCurrency: feeCur,
-		}}
-	case "FAILED", "REJECTED", "CANCELLED", "CANCELED", "REFUNDED":
-		att.Outcome = store.AttemptRejected
-		return outcome{kind: outcomeRejected, reason: "transfer " + res.ID + " status " + res.Status}
-	default:
-		// Accepted but not done (PENDING, PROCESSING, …): replaying the same request
-		// later returns its final state.
-		att.Outcome = store.AttemptInProgress
-		return outcome{kind: outcomeRetry, reason: "transfer " + res.ID + " status " + res.Status}
-	}
+	job.LeaseUntil = until
+	return true
 }
