@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -452,5 +453,30 @@ func TestStuckSweepIsVisibleInTheLedger(t *testing.T) {
 	claim(t, s, "w", 10, time.Minute)
 	if n := b.count(t, `SELECT count(*) FROM sweep_ledger WHERE in_flight_since IS NOT NULL`); n != 2 {
 		t.Fatalf("in flight rows = %d", n)
+	}
+}
+
+// TestPoisonReachesNoLoop: a value PostgreSQL refuses is recognised as such (the
+// worker then records a storable description instead), and attempt text is made
+// storable whatever the upstream sent.
+func TestPoisonReachesNoLoop(t *testing.T) {
+	s, b := setup(t)
+	mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+	j := claim(t, s, "w", 1, time.Minute)[0]
+	err := s.RecordOutcome(b.ctx, store.Succeeded(j, store.SweepResult{InterlaceTransferID: "it-\x00", UpstreamStatus: "CLOSED",
+		CreditedAmount: decimal.NewFromInt(1), CreditedCurrency: "USD"}, store.Attempt{Worker: "w", StartedAt: time.Now(), Outcome: store.AttemptSucceeded}))
+	if !store.IsDataError(err) {
+		t.Fatalf("NUL byte in a text column: %v, want a data error", err)
+	}
+	at := store.Attempt{Worker: "w", StartedAt: time.Now(), Outcome: store.AttemptPoison,
+		Message: "bad \x00 \xff" + strings.Repeat("x", 10_000), Code: "\x00"}
+	if err := s.RecordOutcome(b.ctx, store.Unresolved(j, at.Code, "poison \x00", "", "", at)); err != nil {
+		t.Fatalf("sanitised attempt not stored: %v", err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweep_attempts WHERE outcome = 'poison' AND length(message) < 2100`); n != 1 {
+		t.Fatal("no attempt row for the poison answer")
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweeps WHERE status = 'unresolved' AND unresolved_at IS NOT NULL`); n != 1 {
+		t.Fatal("sweep not unresolved")
 	}
 }

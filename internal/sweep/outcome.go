@@ -95,6 +95,13 @@ func classifyError(err error, att *store.Attempt, job store.Sweep, pendingMaxAge
 	case ae != nil && ae.InProgress:
 		att.Outcome = store.AttemptInProgress
 		return inProgress(job, "in progress: "+describe(ae, err), pendingMaxAge, "", "")
+	case ae != nil && ae.HTTPStatus >= 200 && ae.HTTPStatus < 300 && successCode(ae.Code) && errors.Is(err, interlace.ErrMalformedResponse):
+		// Interlace said yes, in an answer we cannot read (a number beyond any
+		// decoder, a missing transfer id). Replays return the same first answer, so
+		// retrying would loop forever: the money may have moved; a person decides.
+		att.Outcome = store.AttemptPoison
+		return outcome{kind: outcomeUnresolved, reason: "a success answer that cannot be read: " + describe(ae, err) +
+			"; the transfer may have been applied"}
 	case ae != nil && !ae.Retryable && ae.HTTPStatus >= 200 && ae.HTTPStatus < 300 && errors.Is(err, interlace.ErrMalformedResponse):
 		// A success answer that is not about our request (another clientTransactionId):
 		// something was applied somewhere; never book it, never call it failed.
@@ -115,6 +122,8 @@ func classifyError(err error, att *store.Attempt, job store.Sweep, pendingMaxAge
 	}
 	return o
 }
+
+func successCode(code string) bool { return code == "000000" || code == "0" }
 
 func describe(ae *interlace.APIError, err error) string {
 	reason := ae.Message
