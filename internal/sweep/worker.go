@@ -9,20 +9,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/jobs"
 	"github.com/sweeperhq/sweeper/internal/metrics"
 	"github.com/sweeperhq/sweeper/internal/store"
 )
-
-// NotifyChannel is the PostgreSQL channel sweeper_ingest notifies on commit.
-const NotifyChannel = "sweeper_sweeps"
 
 // maxClaim bounds one claim statement, whatever the concurrency.
 const maxClaim = 256
@@ -117,100 +112,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	listenCtx, stopListen := context.WithCancel(ctx)
 	defer stopListen()
-	go w.listen(listenCtx, w.store.Pool(), wake)
-
-	// In-flight transfers get their own context: a shutdown signal must not cut a
-	// money movement in half; only the drain deadline does.
-	workCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
-	defer abandon()
+	go w.store.Listen(listenCtx, store.SweepsChannel, wake, func(err error) {
+		w.log.Debug("listen connection lost", zap.Error(err))
+	})
 
 	// Outcomes of sweeps finishing together share a commit; each sweep still waits
 	// for its own to be durable before its slot is freed.
 	outcomes := store.NewOutcomeRecorder(w.store, store.BatcherOptions{})
-
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	freed := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	ticker := time.NewTicker(w.cfg.PollInterval)
-	defer ticker.Stop()
-
-	// due means there may be jobs to claim: at start, after a NOTIFY or a poll tick,
-	// and after a claim that came back full. It survives while every slot is busy, so
-	// the next freed slot claims at once instead of waiting for the poll tick.
-	due := true
-	for ctx.Err() == nil {
-		if due {
-			if free := w.cfg.Concurrency - len(slots); free > 0 {
-				want := min(free, maxClaim)
-				n, err := w.claimAndStart(ctx, workCtx, outcomes, want, slots, freed, &wg)
-				if err != nil && ctx.Err() == nil {
-					w.log.Warn("claim sweeps", zap.Error(err))
-				}
-				// A full batch means more may be due; otherwise the queue is drained
-				// until the next NOTIFY or tick.
-				due = err == nil && n == want
-				if due && len(slots) < w.cfg.Concurrency {
-					continue
-				}
+	loop := jobs.Loop[store.Sweep]{
+		Name: "sweeps", Concurrency: w.cfg.Concurrency, MaxClaim: maxClaim, PollInterval: w.cfg.PollInterval,
+		DrainTimeout: w.cfg.DrainTimeout, Wake: wake, Log: w.log,
+		Claim: func(ctx context.Context, limit int) ([]store.Sweep, error) {
+			toID, err := w.infinityWallet(ctx)
+			if err != nil {
+				return nil, err
 			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-wake:
-			due = true
-		case <-ticker.C:
-			due = true
-		case <-freed:
-		}
+			return w.store.ClaimSweeps(ctx, store.ClaimParams{Owner: w.cfg.Owner, Limit: limit, Lease: w.cfg.Lease, ToWalletID: toID})
+		},
+		Process: func(ctx context.Context, job store.Sweep) { w.process(ctx, outcomes, job) },
+		Drained: outcomes.Close,
+		Release: func(ctx context.Context) (int, error) { return w.store.ReleaseLeases(ctx, w.cfg.Owner) },
 	}
-
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(w.cfg.DrainTimeout):
-		w.log.Warn("drain timeout: abandoning in-flight sweeps to lease expiry")
-		abandon()
-		<-drained
-	}
-	outcomes.Close()
-	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if n, err := w.store.ReleaseLeases(relCtx, w.cfg.Owner); err != nil {
-		w.log.Warn("release leases", zap.Error(err))
-	} else if n > 0 {
-		w.log.Info("released leases", zap.Int("count", n))
-	}
-	return nil
-}
-
-func (w *Worker) claimAndStart(ctx, workCtx context.Context, outcomes *store.OutcomeRecorder, free int, slots chan struct{}, freed chan struct{}, wg *sync.WaitGroup) (int, error) {
-	toID, err := w.infinityWallet(ctx)
-	if err != nil {
-		return 0, err
-	}
-	jobs, err := w.store.ClaimSweeps(ctx, store.ClaimParams{
-		Owner: w.cfg.Owner, Limit: free, Lease: w.cfg.Lease, ToWalletID: toID,
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, job := range jobs {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func(job store.Sweep) {
-			defer func() {
-				<-slots
-				wg.Done()
-				select {
-				case freed <- struct{}{}:
-				default:
-				}
-			}()
-			w.process(workCtx, outcomes, job)
-		}(job)
-	}
-	return len(jobs), nil
+	return loop.Run(ctx)
 }
 
 // infinityWallet returns the Infinity balance id to credit, discovering it once
@@ -225,64 +148,6 @@ func (w *Worker) infinityWallet(ctx context.Context) (string, error) {
 		w.log.Info("discovered Infinity wallet", zap.String("wallet_id", id), zap.String("currency", w.cfg.TargetCurrency))
 	}
 	return id, nil
-}
-
-// listen turns NOTIFYs on the sweep channel into wake-ups. It reconnects after a
-// lost connection; the poll ticker covers the gap.
-func (w *Worker) listen(ctx context.Context, pool *pgxpool.Pool, wake chan<- struct{}) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-				conn.Conn().Close(ctx)
-				return err
-			}
-			backoff = 100 * time.Millisecond
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					// The connection's LISTEN state is unknown now: do not return it to the pool.
-					conn.Conn().Close(context.Background())
-					return err
-				}
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		w.log.Debug("listen connection lost", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-// Backoff is the delay before retry number attempt (1-based): exponential from
-// base, capped, with "equal jitter" (half fixed, half random) so that a burst of
-// failures does not come back as a burst, yet no retry comes sooner than half its
-// step. A Retry-After from the upstream wins when it asks for longer.
-func Backoff(attempt int, base, maxDelay, retryAfter time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	d = d/2 + rand.N(d/2+1)
-	if retryAfter > d {
-		d = min(retryAfter, time.Hour)
-	}
-	return d
 }
 
 func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, job store.Sweep) {
@@ -367,7 +232,7 @@ func (w *Worker) record(ctx context.Context, outcomes *store.OutcomeRecorder, jo
 		// Interlace is slow to finish must not be re-posted every few seconds.
 		delay := o.delay
 		if delay == 0 {
-			delay = Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
+			delay = jobs.Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
 		}
 		err = outcomes.Record(ctx, store.Retry(job, delay, att.Code, o.reason, o.retry, att))
 		if err == nil {
