@@ -33,4 +33,3 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
-

@@ -19,13 +19,13 @@ import (
 type outcomeKind int
 
 const (
-	outcomeAdvance  outcomeKind = iota // record the step's result, go on with the next step
-	outcomeRetry                       // replay the same step (same request id) after delay
-	outcomeWait                        // on-chain transfer not final yet: poll again after delay
-	outcomeFail                        // upstream rejection: failed, with Interlace's code and message
-	outcomeStop                        // a guard: stopped before money left
-	outcomeComplete                    // final on-chain status with its hash
-	outcomeUnresolved                  // a money-moving step may have moved money no answer accounts for
+	outcomeAdvance    outcomeKind = iota // record the step's result, go on with the next step
+	outcomeRetry                         // replay the same step (same request id) after delay
+	outcomeWait                          // on-chain transfer not final yet: poll again after delay
+	outcomeFail                          // upstream rejection: failed, with Interlace's code and message
+	outcomeStop                          // a guard: stopped before money left
+	outcomeComplete                      // final on-chain status with its hash
+	outcomeUnresolved                    // a money-moving step may have moved money no answer accounts for
 )
 
 func (k outcomeKind) String() string {
