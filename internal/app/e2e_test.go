@@ -89,8 +89,8 @@ func start(t *testing.T, o sysOpts) *system {
 		"INTERLACE_ACCOUNT_ID":     accountID,
 		"INTERLACE_WEBHOOK_SECRET": webhookSecret,
 		"SWEEPER_ADMIN_TOKEN":      adminToken,
-		"SWEEPER_SWEEP_LEASE":      "3s",
-		"SWEEPER_UPSTREAM_TIMEOUT": "2s",
+		"SWEEPER_SWEEP_LEASE":      "4s",
+		"SWEEPER_UPSTREAM_TIMEOUT": "600ms", // one attempt's worst case: 6 x 600ms < the lease
 		"SWEEPER_RETRY_MAX_DELAY":  "1s",
 		"SWEEPER_SHUTDOWN_TIMEOUT": "5s",
 	}

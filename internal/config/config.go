@@ -42,15 +42,16 @@ var Vars = []Var{
 	{"SWEEPER_ADMIN_TOKEN", "", true, "bearer token for the operator API (/v1/...); empty turns it off"},
 	{"SWEEPER_MAX_FEE_RATE", "0.02", false, "a redemption stops before money leaves when fees exceed this share"},
 	{"SWEEPER_WORKER_CONCURRENCY", "32", false, "sweeps in flight at once per process (throughput ~ concurrency / upstream latency)"},
-	// The lease must exceed one attempt's worst case (token fetch 20s + request + refresh 20s + request,
-	// 60s with the default 10s timeout): shorter, and a second worker replays a request still running;
-	// longer, and a crashed worker's sweeps wait that much longer to be resumed.
+	// The lease must exceed one attempt's worst case: a token fetch (2 requests), the request, a
+	// refresh after a 401 (2 requests), the request again: 6 x SWEEPER_UPSTREAM_TIMEOUT with OAuth
+	// (60s by default), 2 x with a static token. Shorter, and a second worker may replay a request
+	// still running; longer, and a crashed worker's sweeps wait that much longer to be resumed.
 	{"SWEEPER_SWEEP_LEASE", "90s", false, "how long a claimed sweep or withdrawal is held before another worker may resume it; must exceed one attempt's worst case (2 token fetches + 2 requests)"},
 	// An hour of "in progress" answers is far beyond Interlace's normal minutes; shorter hands a slow
 	// transfer to a person sooner, longer waits out an upstream incident unattended.
 	{"SWEEPER_PENDING_MAX_AGE", "1h", false, "how long a sweep may get nothing but in-progress/PENDING answers before it is unresolved"},
 	{"SWEEPER_RETRY_MAX_DELAY", "5m", false, "cap of the exponential retry backoff"},
-	{"SWEEPER_UPSTREAM_TIMEOUT", "10s", false, "per-request timeout for Interlace calls"},
+	{"SWEEPER_UPSTREAM_TIMEOUT", "10s", false, "per-request timeout for Interlace calls (a token fetch waits at most two of them)"},
 	{"SWEEPER_DB_MAX_CONNS", "16", false, "PostgreSQL pool size"},
 	{"SWEEPER_LOG_FORMAT", "json", false, "json (production) or console (development)"},
 	{"SWEEPER_LOG_LEVEL", "info", false, "debug, info, warn or error"},

@@ -18,9 +18,10 @@ func TestLeaseMustExceedOneAttempt(t *testing.T) {
 		{"DefaultsOAuth", nil, 60 * time.Second, true},
 		{"LeaseEqualToWorstCase", map[string]string{"SWEEPER_SWEEP_LEASE": "60s"}, 60 * time.Second, false},
 		{"LeaseJustAboveTimeoutIsNotEnough", map[string]string{"SWEEPER_SWEEP_LEASE": "11s"}, 60 * time.Second, false},
-		{"LongerTimeout", map[string]string{"SWEEPER_UPSTREAM_TIMEOUT": "30s"}, 100 * time.Second, false},
-		{"LongerTimeoutLongerLease", map[string]string{"SWEEPER_UPSTREAM_TIMEOUT": "30s", "SWEEPER_SWEEP_LEASE": "101s"}, 100 * time.Second, true},
+		{"LongerTimeout", map[string]string{"SWEEPER_UPSTREAM_TIMEOUT": "20s"}, 120 * time.Second, false},
+		{"LongerTimeoutLongerLease", map[string]string{"SWEEPER_UPSTREAM_TIMEOUT": "20s", "SWEEPER_SWEEP_LEASE": "121s"}, 120 * time.Second, true},
 		{"StaticTokenHasNoFetch", map[string]string{"INTERLACE_ACCESS_TOKEN": "tok", "SWEEPER_SWEEP_LEASE": "21s"}, 20 * time.Second, true},
+		{"StaticTokenTooShort", map[string]string{"INTERLACE_ACCESS_TOKEN": "tok", "SWEEPER_SWEEP_LEASE": "20s"}, 20 * time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := full()
