@@ -33,7 +33,7 @@ func TestClassifyWithdrawal(t *testing.T) {
 		{"StatusNotString", base(`,"id":"ct-1","status":3`), "status is not a string", false, "", "", false},
 		{"IDObject", base(`,"id":{"x":1},"status":"Closed"`), "id is not a string", false, "", "", false},
 		{"HashWithControl", base(`,"id":"ct-1","status":"Closed","transactionHash":"0x\u0000ff"`), "transactionHash", false, "", "", false},
-		{"HugeID", base(`,"id":"`+strings.Repeat("9", 200)+`","status":"Closed"`), "id is not visible ASCII", false, "", "", false},
+		{"HugeID", base(`,"id":"` + strings.Repeat("9", 200) + `","status":"Closed"`), "id is not visible ASCII", false, "", "", false},
 		{"DuplicateStatus", base(`,"id":"ct-1","status":"Pending","status":"Closed"`), "", false, "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
