@@ -33,7 +33,7 @@ const (
 // replaced.
 type scripted struct {
 	forward bool
-	hang    bool                                           // hold the answer past the client's timeout
+	hang    bool                                            // hold the answer past the client's timeout
 	answer  func(w http.ResponseWriter, sandboxBody []byte) // nil: the sandbox's own answer
 }
 
