@@ -452,3 +452,39 @@ func TestFeesKeptLineByLine(t *testing.T) {
 		t.Fatalf("fee lines %v", lines)
 	}
 }
+
+// TestAttemptStartsOnlyUnderALiveLease: the lease is checked at the start of an
+// attempt. A claim whose lease no longer covers one attempt's worst case is
+// extended first; one whose lease was taken over sends nothing.
+func TestAttemptStartsOnlyUnderALiveLease(t *testing.T) {
+	r := newRig(t, transfer("CLOSED", nil))
+	ctx := context.Background()
+	claim := func(owner string, lease time.Duration) store.Sweep {
+		jobs, err := r.st.ClaimSweeps(ctx, store.ClaimParams{Owner: owner, Limit: 1, Lease: lease, ToWalletID: scriptInfinity})
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim %v %v", jobs, err)
+		}
+		return jobs[0]
+	}
+	stale := claim("stale", 50*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	fresh := claim("other", 500*time.Millisecond) // shorter than one attempt: must be extended
+
+	client, _ := interlace.New(interlace.Config{BaseURL: r.up.srv.URL, Tokens: interlace.StaticToken("tok"), Timeout: clientTimeout})
+	w, err := New(Config{Owner: "w", AccountID: "acc", InfinityWalletID: scriptInfinity, Lease: time.Minute,
+		AttemptTimeout: 10 * time.Second}, r.st, client, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := store.NewOutcomeRecorder(r.st, store.BatcherOptions{})
+	defer outcomes.Close()
+
+	w.process(ctx, outcomes, stale)
+	if r.up.calls() != 0 {
+		t.Fatal("a worker whose lease was taken over sent the transfer")
+	}
+	w.process(ctx, outcomes, fresh)
+	if r.up.calls() != 1 || r.status() != "succeeded" {
+		t.Fatalf("calls %d status %s", r.up.calls(), r.status())
+	}
+}
