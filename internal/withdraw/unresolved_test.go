@@ -228,3 +228,53 @@ func TestWithdrawalPendingForeverIsUnresolved(t *testing.T) {
 		t.Fatalf("moved %+v", m)
 	}
 }
+
+// TestPayoutFromEmptyMasterWallet: the guide's payout from the master wallet (the
+// account id as to.id) when that wallet holds no USDC at all completes every
+// step and spends nothing it did not bring: the network fee comes out of what
+// the trade bought (contract §11). The master wallet is emptied through the API
+// first (the sandbox of issue 10 will start it empty with EmptyMaster).
+func TestPayoutFromEmptyMasterWallet(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	held := walletBalance(e.sandbox.Ledger(), masterWallet, "USDC")
+	if _, err := e.client.InternalTransfer(ctx, interlace.InternalTransferRequest{
+		ClientTransactionID: "3c3f3a8e-6d2e-4f6b-9a57-0d3f7a1c2b11", AccountID: accountID, Amount: held,
+		From: interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeCryptoConnect, ID: masterWallet, Currency: "USDC"},
+		To:   interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeInfinity, ID: infinityWallet, Currency: "USD"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.sandbox.Ledger()
+	if got := walletBalance(before, masterWallet, "USDC"); !got.IsZero() {
+		t.Fatalf("master wallet still holds %s USDC", got)
+	}
+	w := e.drive(e.runner("r1", nil), e.withdraw("empty-master", accountID, "123.45").ID)
+	if w.Status != store.WithdrawalCompleted {
+		t.Fatalf("%s at %s: %v", w.Status, w.Step, w.LastError)
+	}
+	m, l := e.moved(w)
+	if m != (moved{1, 1, 1}) {
+		t.Fatalf("money moved %+v, want once per step", m)
+	}
+	for _, step := range []string{store.StepQuote, store.StepFeePreview, store.StepFund, store.StepTrade, store.StepFee,
+		store.StepTransfer, store.StepConfirm} {
+		if _, ok := w.StepResult(step); !ok {
+			t.Errorf("step %s not recorded", step)
+		}
+	}
+	if got := walletBalance(l, masterWallet, "USDC"); !got.IsZero() {
+		t.Fatalf("master wallet USDC after the payout: %s, want 0", got)
+	}
+	if got := walletBalance(l, masterWallet, "USD"); !got.IsZero() {
+		t.Fatalf("master wallet keeps %s USD", got)
+	}
+	bt := l.BlockchainTransfers[0]
+	bought := l.Trades[0].BaseAmount
+	if !bt.Amount.Add(bt.Fee).Equal(bought) || !bt.Amount.Equal(dec("122.63275")) {
+		t.Fatalf("sent %s + fee %s, bought %s", bt.Amount, bt.Fee, bought)
+	}
+	if got := before.Infinity.Available.Sub(l.Infinity.Available); !got.Equal(dec("123.45")) {
+		t.Fatalf("Infinity debited %s", got)
+	}
+}
