@@ -164,6 +164,12 @@ func strPtr(s string) *string {
 	return &s
 }
 
+// unresolved: a money-moving step's success answer cannot be booked as given;
+// the money may have moved in some other way than asked.
+func unresolved(code, reason string) outcome {
+	return outcome{kind: outcomeUnresolved, code: code, reason: reason + "; the money may have moved: check Interlace"}
+}
+
 func fail(reason string) outcome {
 	return outcome{kind: outcomeFail, status: store.WithdrawalFailed, reason: reason}
 }
@@ -271,6 +277,10 @@ func (r *Runner) stepFund(ctx context.Context, job *store.WithdrawalJob) outcome
 	if debited.IsZero() {
 		debited = job.Amount
 	}
+	if !debited.Equal(job.Amount) || (t.From.Currency != "" && !strings.EqualFold(t.From.Currency, job.SourceCurrency)) {
+		return unresolved("mismatch", fmt.Sprintf("internal transfer %s %s moved %s %s, sent %s %s", t.ID, t.Status,
+			debited, t.From.Currency, job.Amount, job.SourceCurrency))
+	}
 	// Fees in several currencies are not one figure: NULL, the lines stay in the response.
 	var feePtr *decimal.Decimal
 	var feeCurPtr *string
@@ -304,11 +314,13 @@ func (r *Runner) stepTrade(ctx context.Context, job *store.WithdrawalJob) outcom
 	case status.Waiting, status.Unknown:
 		return r.inProgress(job, "trade", t.ID, t.Status)
 	}
+	// The trade executed: an answer that does not add up is no proof that nothing
+	// was bought, so it is unresolved, never failed.
 	if !t.BaseAmount.IsPositive() {
-		return fail(fmt.Sprintf("trade %s bought %s %s", t.ID, t.BaseAmount, t.BaseCurrency))
+		return unresolved("mismatch", fmt.Sprintf("trade %s %s answers %s %s bought", t.ID, t.Status, t.BaseAmount, t.BaseCurrency))
 	}
 	if t.BaseCurrency != "" && !strings.EqualFold(t.BaseCurrency, job.Currency) {
-		return fail(fmt.Sprintf("trade %s bought %s, not %s", t.ID, t.BaseCurrency, job.Currency))
+		return unresolved("mismatch", fmt.Sprintf("trade %s %s bought %s, not %s", t.ID, t.Status, t.BaseCurrency, job.Currency))
 	}
 	// Contract §8: step 5 withdraws from the wallet the trade answers as baseWalletId.
 	wallet, note := t.BaseWalletID, ""

@@ -278,3 +278,39 @@ func TestPayoutFromEmptyMasterWallet(t *testing.T) {
 		t.Fatalf("Infinity debited %s", got)
 	}
 }
+
+// TestWithdrawalAnswerNotMatchingTheRequestIsUnresolved: a money step that
+// answers success about other money (another currency bought, another amount
+// moved) is never booked and never failed.
+func TestWithdrawalAnswerNotMatchingTheRequestIsUnresolved(t *testing.T) {
+	rewrite := func(field string, v any) func(http.ResponseWriter, []byte) {
+		return func(w http.ResponseWriter, body []byte) {
+			var env map[string]any
+			_ = json.Unmarshal(body, &env)
+			d := env["data"].(map[string]any)
+			if leg, sub, ok := strings.Cut(field, "."); ok {
+				d[leg].(map[string]any)[sub] = v
+			} else {
+				d[field] = v
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(env)
+		}
+	}
+	for _, tc := range []struct {
+		name, path, step, field string
+		value                   any
+	}{
+		{"TradeBoughtAnotherCurrency", pathTrade, store.StepTrade, "baseCurrency", "USDT"},
+		{"FundMovedAnotherAmount", pathFund, store.StepFund, "from.amount", "2000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &scriptedProxy{path: tc.path, steps: []scripted{{forward: true, answer: rewrite(tc.field, tc.value)}}}
+			e, r := newProxiedEnv(t, p, time.Hour)
+			w := driveTo(e, r, e.withdraw("k", accountID, "200"))
+			if w.Status != store.WithdrawalUnresolved || w.Step != tc.step || w.LastErrorCode == nil || *w.LastErrorCode != "mismatch" {
+				t.Fatalf("%s at %s: %v %v", w.Status, w.Step, w.LastErrorCode, w.LastError)
+			}
+		})
+	}
+}
