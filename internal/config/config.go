@@ -65,6 +65,7 @@ var SandboxVars = []Var{
 	{Name: "SANDBOX_WEBHOOK_SECRET", Default: "", Secret: true, Usage: "HMAC key the notifications are signed with (match INTERLACE_WEBHOOK_SECRET)"},
 	{Name: "SANDBOX_TIME_SCALE", Default: "1", Usage: "divide Interlace's webhook retry schedule by this"},
 	{Name: "SANDBOX_ACCOUNT_ID", Default: "b27c8873-e400-47cd-adc1-035cfa0d5347", Usage: "the one account the sandbox serves"},
+	{Name: "SANDBOX_FUND_MASTER", Default: "true", Usage: "start the master wallet with 1000 USDC and 1000 USDT (false: empty, as a new account's)"},
 	{Name: "SANDBOX_SIGNED_PART", Default: "resource", Usage: "what the signature covers: resource or body"},
 	{Name: "SANDBOX_WITHDRAWAL_DELAY", Default: "2s", Usage: "how long a withdrawal stays Pending before Closed"},
 }
