@@ -230,21 +230,26 @@ func TestWithdrawalPendingForeverIsUnresolved(t *testing.T) {
 }
 
 // TestPayoutFromEmptyMasterWallet: the guide's payout from the master wallet (the
-// account id as to.id) when that wallet holds no USDC at all completes every
-// step and spends nothing it did not bring: the network fee comes out of what
-// the trade bought (contract §11). The master wallet is emptied through the API
-// first (the sandbox of issue 10 will start it empty with EmptyMaster).
+// account id as to.id) when that wallet holds nothing at all (the sandbox's
+// EmptyMaster, SANDBOX_FUND_MASTER=false) completes every step and spends nothing
+// it did not bring: the network fee comes out of what the trade bought
+// (contract §11).
 func TestPayoutFromEmptyMasterWallet(t *testing.T) {
-	e := newEnv(t)
-	ctx := t.Context()
-	held := walletBalance(e.sandbox.Ledger(), masterWallet, "USDC")
-	if _, err := e.client.InternalTransfer(ctx, interlace.InternalTransferRequest{
-		ClientTransactionID: "3c3f3a8e-6d2e-4f6b-9a57-0d3f7a1c2b11", AccountID: accountID, Amount: held,
-		From: interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeCryptoConnect, ID: masterWallet, Currency: "USDC"},
-		To:   interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeInfinity, ID: infinityWallet, Currency: "USD"},
-	}); err != nil {
+	t.Parallel()
+	sb := sandbox.New(sandbox.Config{EmptyMaster: true, WithdrawalDelay: 100 * time.Millisecond, Logger: zap.NewNop(),
+		StaticToken: "test-token"})
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { sb.Close(); srv.Close() })
+	client, err := interlace.New(interlace.Config{BaseURL: srv.URL, Tokens: interlace.StaticToken("test-token"), Timeout: 2 * time.Second})
+	if err != nil {
 		t.Fatal(err)
 	}
+	st := store.New(pgtest.NewPool(t))
+	svc, err := NewService(Config{AccountID: accountID, MaxFeeRate: dec("0.02")}, st, client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: st, sandbox: sb, client: client, svc: svc}
 	before := e.sandbox.Ledger()
 	if got := walletBalance(before, masterWallet, "USDC"); !got.IsZero() {
 		t.Fatalf("master wallet still holds %s USDC", got)
