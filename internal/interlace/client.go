@@ -207,6 +207,13 @@ func (c *Client) roundTrip(ctx context.Context, r call, target string, payload [
 	if r.idemKey != "" {
 		req.Header.Set("Idempotency-Key", r.idemKey)
 	}
+	// net/http replays a request carrying an Idempotency-Key by itself when a
+	// reused connection closes before the answer: exactly the "applied, answer
+	// lost" case. That hidden second attempt would hide the first one's unknown
+	// outcome (its answer, a duplicate error, would look like a first rejection).
+	// Without GetBody the transport cannot replay: every attempt is the caller's,
+	// recorded as such.
+	req.GetBody = nil
 
 	start := time.Now()
 	resp, err := c.http.Do(req)
