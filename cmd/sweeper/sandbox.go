@@ -43,6 +43,9 @@ func runSandbox(ctx context.Context, env config.Getenv, args []string, stdout, s
 	if err != nil {
 		return err
 	}
+	if err := sandboxTokenVars(get, &cfg); err != nil {
+		return err
+	}
 	cfg.Logger = log.Named("sandbox")
 	srv := sandbox.New(cfg)
 	defer srv.Close()

@@ -90,7 +90,10 @@ func (a *App) build() error {
 	} else {
 		tokens = interlace.NewOAuthTokenSource(interlace.OAuthConfig{
 			BaseURL: cfg.InterlaceBaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-			OnRefresh: a.metrics.TokenRefresh,
+			Style: cfg.AuthStyle, OnRefresh: a.metrics.TokenRefresh,
+			OnStyle: func(style string) {
+				log.Info("interlace token endpoints answered", zap.String("auth_style", style), zap.String("configured", cfg.AuthStyle))
+			},
 		})
 	}
 	var err error
@@ -149,7 +152,7 @@ func (a *App) buildHTTP() error {
 	wh, err := webhook.NewHandler(webhook.Options{
 		Verifier: verifier, Recorder: a.ingester, AccountID: a.cfg.AccountID,
 		TargetCurrency: a.cfg.TargetCurrency, SweepCurrencies: a.cfg.SweepCurrencies,
-		Logger: a.log.Named("webhook"), Metrics: a.metrics,
+		Logger: a.log.Named("webhook"), Metrics: a.metrics, Refused: store.NewRefusalSampler(a.store),
 	})
 	if err != nil {
 		return err

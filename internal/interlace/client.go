@@ -33,6 +33,7 @@ const (
 	EndpointGetBlockchainTransfer    = "get_blockchain_transfer"
 	EndpointOAuthAuthorize           = "oauth_authorize"
 	EndpointOAuthAccessToken         = "oauth_access_token"
+	EndpointOAuthRefreshToken        = "oauth_refresh_token"
 )
 
 // Status labels passed to Config.Observe when no HTTP answer arrived.

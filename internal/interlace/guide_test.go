@@ -180,7 +180,7 @@ func TestListInfinityWalletsGuideExample(t *testing.T) {
 	r := up.only(t)
 	eq(t, "method", r.Method, http.MethodGet)
 	eq(t, "path", r.Path, "/open-api/v3/cards/wallets")
-	eq(t, "query", r.RawQuery, "accountId="+guideAccount+"&walletType=0")
+	eq(t, "query", r.RawQuery, "accountId="+guideAccount+"&objectType=0&walletType=0") // contract §9: the documented filter, and walletType too
 	checkHeaders(t, r, "")
 }
 

@@ -294,7 +294,7 @@ func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 	led := sb.Ledger()
 	var out []string // "amount under clientTransactionId"
 	for _, tr := range led.InternalTransfers {
-		if tr.From.ID == dep.WalletID {
+		if tr.Applied && tr.From.ID == dep.WalletID {
 			out = append(out, tr.Amount.String()+" under "+tr.ClientTransactionID)
 		}
 	}
@@ -479,14 +479,17 @@ func TestClaim(t *testing.T) {
 	t.Run("ExpiredLeaseIsResumedWithTheSameID", func(t *testing.T) {
 		s, b := setup(t)
 		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
-		first := claim(t, s, "dead-worker", 10, 50*time.Millisecond)
+		// The lease is long enough that a loaded machine (CI runs suites in
+		// parallel) cannot let it expire before the second claim.
+		const lease = time.Second
+		first := claim(t, s, "dead-worker", 10, lease)
 		if len(first) != 1 || first[0].Reclaimed {
 			t.Fatalf("first claim %+v", first)
 		}
 		if again := claim(t, s, "other", 10, time.Minute); len(again) != 0 {
 			t.Fatal("a live lease was claimed twice")
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(lease + 100*time.Millisecond)
 		second := claim(t, s, "other", 10, time.Minute)
 		if len(second) != 1 || !second[0].Reclaimed || second[0].Attempts != 2 {
 			t.Fatalf("second claim %+v", second)

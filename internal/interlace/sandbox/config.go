@@ -84,6 +84,19 @@ type Config struct {
 	// StaticToken, when set, is accepted as an access token without the OAuth flow (INTERLACE_ACCESS_TOKEN).
 	StaticToken string
 
+	// Token endpoint variants (contract §10), so tests can demand each one a real account may have.
+	// AuthStyle is AuthStyleBoth (default; both styles served), AuthStyleV3 (the unversioned
+	// /open-api/oauth/* paths answer 404) or AuthStyleLegacy (the /open-api/v3/oauth/* paths answer 404).
+	AuthStyle string
+	// StrictTokens is Interlace's "strict access token mode": every token call (access-token and
+	// refresh-token, in either style) needs X-Timestamp (Unix seconds, at most 5 minutes off) and an
+	// X-Signature made with ClientSecret (see signTokenCall); others are refused with a business error.
+	StrictTokens bool
+	// ClientSecret, when set, is the one client secret accepted: in the unversioned access-token body
+	// and as the strict-mode signing key. Empty accepts any secret (and, in strict mode, checks only that
+	// the headers are there and the timestamp is fresh).
+	ClientSecret string
+
 	// Seed seeds the random source (ids, hashes, fault and duplicate rolls); 0 seeds from the clock.
 	Seed int64
 	// Logger defaults to a no-op logger.

@@ -133,9 +133,7 @@ func (s *Server) CurrentFaults() Faults { return *s.faults.Load() }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /open-api/oauth/authorize", s.handleAuthorize)
-	m.HandleFunc("POST /open-api/oauth/access-token", s.handleAccessToken)
-	m.HandleFunc("POST /open-api/oauth/refresh-token", s.handleRefreshToken)
+	s.oauthRoutes(m)
 
 	s.api(m, "POST /open-api/v3/cryptoconnect/wallets", familyA, s.handleCreateWallet)
 	s.api(m, "GET /open-api/v3/cryptoconnect/wallets/{id}", familyA, s.handleGetWallet)
