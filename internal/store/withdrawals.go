@@ -142,6 +142,9 @@ type WithdrawalJob struct {
 	MaybeMoved bool
 	// PendingFor is how long the current step has got nothing but "in progress".
 	PendingFor time.Duration
+	// LeaseUntil is when the lease expires, on the local clock (claim or last
+	// recorded step, whichever is later).
+	LeaseUntil time.Time
 }
 
 // CreateWithdrawal inserts a withdrawal, or returns the stored one for a repeated
@@ -335,6 +338,7 @@ func (s *Store) ClaimWithdrawals(ctx context.Context, c WithdrawalClaim) ([]With
 	if c.Limit <= 0 {
 		return nil, nil
 	}
+	start, lease := time.Now(), c.Lease
 	rows, err := s.pool.Query(ctx, `
 WITH due AS (
     SELECT id, status AS old_status
@@ -405,7 +409,8 @@ SELECT id, lease_token, old_status = 'running', maybe_moved, pending_for FROM up
 	for _, w := range ws {
 		c := byID[w.ID]
 		jobs = append(jobs, WithdrawalJob{Withdrawal: w, LeaseToken: c.token, Reclaimed: c.reclaimed,
-			MaybeMoved: c.maybeMoved, PendingFor: time.Duration(c.pendingFor * float64(time.Second))})
+			MaybeMoved: c.maybeMoved, PendingFor: time.Duration(c.pendingFor * float64(time.Second)),
+			LeaseUntil: start.Add(lease)})
 	}
 	return jobs, nil
 }
@@ -485,6 +490,7 @@ type StepRecord struct {
 // next step, in one transaction, extending the lease. Once it returns, a crash
 // resumes at rec.Next; before it, at the same step (whose request is replayed).
 func (s *Store) RecordWithdrawalStep(ctx context.Context, job *WithdrawalJob, rec StepRecord) error {
+	start := time.Now()
 	rec.Result.Step = job.Step
 	err := s.withdrawalOutcome(ctx, "store: record withdrawal step", *job, `
            step              = $19::text,
@@ -510,6 +516,7 @@ func (s *Store) RecordWithdrawalStep(ctx context.Context, job *WithdrawalJob, re
 	r.Attempts = job.Attempts
 	job.Steps = append(job.Steps, r)
 	job.Step, job.Attempts = rec.Next, 0
+	job.LeaseUntil = start.Add(rec.Lease)
 	if rec.BaseWalletID != nil {
 		job.BaseWalletID = rec.BaseWalletID
 	}
@@ -525,6 +532,23 @@ func (s *Store) RecordWithdrawalStep(ctx context.Context, job *WithdrawalJob, re
 	if job.TxHash == nil && rec.TxHash != nil {
 		job.TxHash = rec.TxHash
 	}
+	return nil
+}
+
+// ExtendWithdrawalLease renews a claimed withdrawal's lease for another lease
+// period. ErrLeaseLost: another runner owns it.
+func (s *Store) ExtendWithdrawalLease(ctx context.Context, job *WithdrawalJob, lease time.Duration) error {
+	start := time.Now()
+	tag, err := s.pool.Exec(ctx, `
+UPDATE withdrawals SET run_at = now() + $3::interval, updated_at = now()
+ WHERE id = $1 AND lease_token = $2 AND status = 'running'`, job.ID, job.LeaseToken, lease)
+	if err != nil {
+		return translate("store: extend withdrawal lease", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: extend withdrawal lease %s: %w", job.ID, ErrLeaseLost)
+	}
+	job.LeaseUntil = start.Add(lease)
 	return nil
 }
 

@@ -57,6 +57,11 @@ type RunnerConfig struct {
 	Lease time.Duration
 	// BaseDelay and MaxDelay bound the retry backoff [1s, 5m].
 	BaseDelay, MaxDelay time.Duration
+	// AttemptTimeout is the longest one upstream call can take (token fetch,
+	// request, a refresh after a 401, the request again). A step starts only
+	// while the lease covers that much; otherwise the lease is extended first,
+	// and when it is gone nothing is sent [0: no check].
+	AttemptTimeout time.Duration
 	// PendingMaxAge is how long a money-moving step may get nothing but "in
 	// progress" answers before the withdrawal is unresolved [1h]
 	// (SWEEPER_PENDING_MAX_AGE; such answers back off like any other retry).
@@ -203,6 +208,10 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 	justTransferred := false
 	for job.Step != store.StepDone {
 		step, attempt := job.Step, job.Attempts
+		if !r.leaseCovers(ctx, &job) {
+			log.Warn("withdrawal lease lost before the step; another runner owns it", zap.String("step", step))
+			return
+		}
 		o := r.runStep(ctx, &job, justTransferred)
 		if err := r.hook(ctx, &job, step, AfterCall); err != nil {
 			log.Warn("withdrawal abandoned", zap.String("step", step), zap.Error(err))
@@ -249,6 +258,16 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 		}
 		return
 	}
+}
+
+// leaseCovers makes sure the lease outlasts one more upstream call before a
+// step starts, extending it when it is short; false means another runner owns
+// the withdrawal now.
+func (r *Runner) leaseCovers(ctx context.Context, job *store.WithdrawalJob) bool {
+	if r.cfg.AttemptTimeout <= 0 || time.Until(job.LeaseUntil) > r.cfg.AttemptTimeout {
+		return true
+	}
+	return r.store.ExtendWithdrawalLease(ctx, job, r.cfg.Lease) == nil
 }
 
 func (r *Runner) record(ctx context.Context, job *store.WithdrawalJob, o outcome) error {

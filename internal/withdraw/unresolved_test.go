@@ -319,3 +319,34 @@ func TestWithdrawalAnswerNotMatchingTheRequestIsUnresolved(t *testing.T) {
 		})
 	}
 }
+
+// TestStepStartsOnlyUnderALiveLease: a runner whose lease was taken over sends
+// nothing; one whose lease is short of one attempt extends it first.
+func TestStepStartsOnlyUnderALiveLease(t *testing.T) {
+	p := &scriptedProxy{path: "/open-api/v3/cryptoconnect/convert/estimate-quote", steps: []scripted{{forward: true}}}
+	e, r := newProxiedEnv(t, p, time.Hour)
+	r.cfg.AttemptTimeout = 10 * time.Second
+	w := e.withdraw("k", accountID, "200")
+	claim := func(owner string, lease time.Duration) store.WithdrawalJob {
+		jobs, err := e.store.ClaimWithdrawals(t.Context(), store.WithdrawalClaim{Owner: owner, Limit: 1, Lease: lease})
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim %v %v", jobs, err)
+		}
+		return jobs[0]
+	}
+	stale := claim("stale", 50*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	fresh := claim("other", time.Second) // shorter than one attempt: extended before the step
+	r.process(t.Context(), stale)
+	if p.calls() != 0 {
+		t.Fatal("a runner whose lease was taken over called Interlace")
+	}
+	r.process(t.Context(), fresh)
+	if p.calls() != 1 {
+		t.Fatalf("%d quote calls", p.calls())
+	}
+	got, _ := e.store.Withdrawal(t.Context(), w.ID)
+	if got.Step == store.StepQuote {
+		t.Fatalf("the live runner did not run the quote: %s at %s", got.Status, got.Step)
+	}
+}
