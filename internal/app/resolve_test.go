@@ -86,6 +86,17 @@ func TestResolveUnresolvedSweep(t *testing.T) {
 	if actor != "alice@finance" || !strings.Contains(reason, "Interlace statement 2026-11-28") {
 		t.Fatalf("event %q by %q", reason, actor)
 	}
+	// Another one, which Interlace's records show never moved: failed, and then
+	// an ordinary requeue under the same id is allowed.
+	other := unresolvedSweep(t, s)
+	var failed store.LedgerRow
+	if code := callAs(t, s, "/deposits/"+other+"/resolve", `{"outcome":"failed","note":"not in Interlace's statement"}`, "bob", &failed); code != 200 ||
+		failed.SweepStatus != "failed" || failed.InterlaceTransferID != nil || failed.CreditedAmount != nil {
+		t.Fatalf("resolve failed: %d %+v", code, failed)
+	}
+	if code := s.adminCall(http.MethodPost, "/deposits/"+other+"/retry", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("retry after a failed resolution: %d", code)
+	}
 	// A second resolve finds nothing unresolved.
 	var e apiError
 	if code := s.adminCall(http.MethodPost, "/deposits/"+id+"/resolve", `{"outcome":"failed","note":"again"}`, &e); code != 409 {
