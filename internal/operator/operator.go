@@ -115,7 +115,7 @@ func Routes(d Deps) http.Handler {
 	r.Get("/deposits", func(w http.ResponseWriter, r *http.Request) {
 		status := r.URL.Query().Get("status")
 		switch status {
-		case "", "waiting", "pending", "in_flight", "succeeded", "failed", "skipped":
+		case "", "waiting", "pending", "in_flight", "succeeded", "failed", "skipped", "held", "unresolved":
 		default:
 			WriteError(w, d.Logger, Errorf(http.StatusBadRequest, "bad_request", "unknown status "+status))
 			return
@@ -138,6 +138,7 @@ func Routes(d Deps) http.Handler {
 		}
 		WriteJSON(w, http.StatusOK, row)
 	})
+	resolveRoutes(r, d)
 	r.Post("/deposits/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "id")
 		if err := d.Store.RequeueSweep(r.Context(), id, "operator retry"); err != nil {

@@ -52,6 +52,9 @@ type Delivery struct {
 	Reason         string // why it is unusable
 	TransferID     string // set when known, even for unusable deposits
 	Deposit        *DepositInput
+	// Withdrawal, on an ignored delivery, is a notification about one of our
+	// withdrawals' blockchain transfers, applied in the delivery's transaction.
+	Withdrawal *WithdrawalNotice
 }
 
 // DepositInput is the deposit a delivery describes.
@@ -126,6 +129,9 @@ func (s *Store) Ingest(ctx context.Context, d Delivery) (Effect, error) {
 func (s *Store) IngestBatch(ctx context.Context, ds []Delivery) ([]Effect, error) {
 	if len(ds) == 0 {
 		return nil, nil
+	}
+	if hasWithdrawalNotice(ds) {
+		return s.ingestWithNotices(ctx, ds)
 	}
 	// Lock rows in one global order (transfer id, then notification id) so that two
 	// batches never wait on each other in a cycle.

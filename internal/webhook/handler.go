@@ -168,7 +168,7 @@ func (h *Handler) delivery(env *Envelope, body []byte, keyIdx int) store.Deliver
 		return d
 	}
 	if c.Kind != KindDeposit || c.Deposit == nil {
-		return d
+		return withdrawalDelivery(d, env.Resource)
 	}
 	dep := c.Deposit
 	d.Outcome, d.TransferID = store.OutcomeDeposit, dep.TransferID
