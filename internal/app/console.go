@@ -6,6 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sweeperhq/sweeper/internal/console"
+	"github.com/sweeperhq/sweeper/internal/store"
 )
 
 // mountConsole serves the operator console (contract §13) under /console/,
@@ -21,6 +22,11 @@ func (a *App) mountConsole(r chi.Router) error {
 			// clientTransactionId; who and why go into the sweep event.
 			Retry: func(ctx context.Context, depositID, actor, note string) error {
 				return a.store.RequeueSweep(ctx, depositID, actor+": "+note)
+			},
+			// As POST /v1/deposits/{id}/resolve: close an unresolved sweep with
+			// the operator's evidence.
+			Resolve: func(ctx context.Context, depositID string, r console.Resolution) error {
+				return a.store.ResolveSweep(ctx, depositID, store.Resolution(r))
 			},
 		},
 	})

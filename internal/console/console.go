@@ -48,7 +48,8 @@ type Actions struct {
 }
 
 // Resolution is the evidence an operator gives to close an unresolved sweep
-// (the fields of POST /v1/deposits/{id}/resolve).
+// (the fields of POST /v1/deposits/{id}/resolve; the same shape as
+// store.Resolution, so the app converts one into the other).
 type Resolution struct {
 	Outcome             string // succeeded | failed
 	Note                string

@@ -554,6 +554,10 @@ func TestDepositPage(t *testing.T) {
 		{url.Values{"outcome": {"maybe"}, "note": {"n"}}, 400},
 		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"-1"}, "note": {"n"}}, 400},
 		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"1e3"}, "note": {"n"}}, 400},
+		{url.Values{"outcome": {"failed"}, "creditedAmount": {"1"}, "creditedCurrency": {"USD"}, "note": {"n"}}, 400},
+		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"1"}, "note": {"n"}}, 400},
+		{url.Values{"outcome": {"succeeded"}, "interlaceTransferId": {"a b"}, "note": {"n"}}, 400},
+		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"1"}, "creditedCurrency": {"U$D"}, "note": {"n"}}, 400},
 		{url.Values{"outcome": {"failed"}, "note": {"n"}}, 502},
 		{url.Values{"outcome": {"succeeded"}, "creditedAmount": {"2.99"}, "creditedCurrency": {"usd"}, "note": {"statement line 7"}}, 303},
 	} {

@@ -229,7 +229,9 @@ func actionError(err error) error {
 		"). Reload the deposit to see its state, then try again."}
 }
 
-// resolution reads the evidence of a resolve form.
+// resolution reads the evidence of a resolve form, refusing what the operator
+// API refuses for the same request (POST /v1/deposits/{id}/resolve), so a form
+// error says what to fix instead of failing in the store.
 func resolution(f url.Values) (Resolution, error) {
 	res := Resolution{Outcome: f.Get("outcome")}
 	if res.Outcome != status.SweepSucceeded && res.Outcome != status.SweepFailed {
@@ -237,13 +239,26 @@ func resolution(f url.Values) (Resolution, error) {
 	}
 	res.InterlaceTransferID = strings.TrimSpace(f.Get("interlaceTransferId"))
 	res.CreditedCurrency = strings.ToUpper(strings.TrimSpace(f.Get("creditedCurrency")))
-	if len(res.InterlaceTransferID) > 200 || len(res.CreditedCurrency) > 16 {
-		return res, badRequest("The transfer id or the currency is too long.")
+	amount := strings.TrimSpace(f.Get("creditedAmount"))
+	if res.Outcome == status.SweepFailed {
+		if res.InterlaceTransferID != "" || res.CreditedCurrency != "" || amount != "" {
+			return res, badRequest("A failed sweep credited nothing: leave the transfer id, amount and currency empty.")
+		}
+		return res, nil
 	}
-	if s := strings.TrimSpace(f.Get("creditedAmount")); s != "" {
-		amt, err := decimal.NewFromString(s)
-		if err != nil || !amt.IsPositive() || len(s) > 40 || strings.ContainsAny(s, "eE") {
+	if len(res.InterlaceTransferID) > 128 || strings.ContainsFunc(res.InterlaceTransferID, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return res, badRequest("The Interlace transfer id is at most 128 visible ASCII characters.")
+	}
+	if (amount == "") != (res.CreditedCurrency == "") {
+		return res, badRequest("The credited amount and its currency go together.")
+	}
+	if amount != "" {
+		amt, err := decimal.NewFromString(amount)
+		if err != nil || !amt.IsPositive() || len(amount) > 40 || strings.ContainsAny(amount, "eE") {
 			return res, badRequest("The credited amount must be a positive decimal number, such as 99.5.")
+		}
+		if len(res.CreditedCurrency) > 16 || strings.Trim(res.CreditedCurrency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			return res, badRequest("The credited currency is a currency code such as USD.")
 		}
 		res.CreditedAmount = &amt
 	}
@@ -264,7 +279,7 @@ const withdrawalsPerPage = 50
 func (c *console) withdrawals(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
 	statuses := []string{store.WithdrawalPending, store.WithdrawalRunning, store.WithdrawalCompleted,
-		store.WithdrawalFailed, store.WithdrawalStopped}
+		store.WithdrawalFailed, store.WithdrawalStopped, store.WithdrawalUnresolved}
 	st := q.Get("status")
 	if st != "" && !slices.Contains(statuses, st) {
 		return badRequest("Unknown status %q: choose one of the list.", truncate(st, 40))

@@ -291,6 +291,7 @@ type ConsoleEvent struct {
 	To             string
 	UpstreamStatus *string // deposit events only
 	NotificationID *string // deposit events only
+	Actor          *string // sweep events only: who changed it by hand (nil: the worker)
 	Reason         string
 }
 
@@ -386,13 +387,13 @@ SELECT l.deposit_id, l.account_id, l.wallet_id, l.chain, l.tx_hash, l.currency, 
 			})
 			return err
 		})
-	batch.Queue(`SELECT at, from_status, to_status, reason
+	batch.Queue(`SELECT at, from_status, to_status, actor, reason
   FROM sweep_events WHERE deposit_id = $1 ORDER BY at, id LIMIT $2`, id, ConsoleHistoryLimit).
 		Query(func(rows pgx.Rows) error {
 			var err error
 			d.SweepEvents, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ConsoleEvent, error) {
 				var e ConsoleEvent
-				err := r.Scan(&e.At, &e.From, &e.To, &e.Reason)
+				err := r.Scan(&e.At, &e.From, &e.To, &e.Actor, &e.Reason)
 				return e, err
 			})
 			return err
