@@ -132,65 +132,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelCtx := chromedp.NewContext(actx)
-	defer cancelCtx()
-	// The first call starts the browser and must not carry a timeout (it
-	// would stop the browser); later steps share one deadline.
-	if err := chromedp.Do(bctx, chromedp.Navigate(s.url+"/console/")); err != nil {
-		t.Fatalf("start %s: %v", browser, err)
-	}
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-	defer cancel()
-	dir := artifactDir(t)
-	do := func(step string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return v
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
+	b := newBrowser(t, browser, s.url+"/console/")
+	do, text, eval, shot := b.do, b.text, b.eval, b.shot
 
 	do("sign in from the keyboard",
 		chromedp.WaitVisible(chromedp.ID("token")),
@@ -228,7 +171,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("currency"), "usdc\r"),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/console/deposits/`+failed+`"]`)),
 	)
-	loc, err := chromedp.Run(ctx, chromedp.Location())
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +197,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("p.flash")),
 	)
 	// Sweeping takes a moment: reload until the page says succeeded.
-	deadline := time.Now().Add(20 * time.Second)
-	for state := text("p.state"); !strings.Contains(state, "succeeded"); state = text("p.state") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the retried deposit never showed swept: %q", state)
-		}
-		time.Sleep(200 * time.Millisecond)
-		do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("p.state")))
-	}
+	b.waitText("p.state", "succeeded", 20*time.Second)
 	if main := text("main"); !strings.Contains(main, "master wallet topped up") || !strings.Contains(main, "requeued: console:") {
 		t.Errorf("the sweep events do not show who retried and why:\n%s", main)
 	}
@@ -279,4 +215,95 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the reconciliation after the retry:\n%s", recon)
 	}
 	shot("console-reconciliation.png")
+}
+
+// browser is one headless Chromium tab, with the test's shorthand for driving
+// it: each step fails the test with its name.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+// newBrowser starts Chromium with the flags of a closed machine (no
+// background networking, no component updates, a fresh profile) on url.
+func newBrowser(t *testing.T, path, url string) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(cancelCtx)
+	// The first call starts the browser and must not carry a timeout (it
+	// would stop the browser); later steps share one deadline.
+	if err := chromedp.Do(bctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	t.Cleanup(cancel)
+	return &browser{t: t, ctx: ctx, dir: artifactDir(t)}
+}
+
+func (b *browser) do(step string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", step, err)
+	}
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return v
+}
+
+func (b *browser) eval(js string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		b.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// shot saves a full-page screenshot as a test artefact and logs its path.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(b.dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+// waitText reloads the page until sel's text contains want.
+func (b *browser) waitText(sel, want string, within time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(within)
+	for got := b.text(sel); !strings.Contains(got, want); got = b.text(sel) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s never said %q: %q", sel, want, got)
+		}
+		time.Sleep(200 * time.Millisecond)
+		b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(sel)))
+	}
 }
