@@ -23,6 +23,7 @@ type Metrics struct {
 	ingestBatch    prometheus.Histogram
 	workflows      *prometheus.CounterVec
 	stuck          prometheus.Gauge
+	truth          *truthMetrics
 }
 
 // QueueStats is read at scrape time for the queue gauges.
@@ -81,12 +82,13 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 	if queue != nil {
 		reg.MustRegister(newQueueCollector(queue))
 	}
+	m.truth = newTruthMetrics(reg)
 	// Create the known series at zero, so that the first failure after a restart
 	// is an increase() that alerts can see, not a series appearing from nowhere.
-	for _, o := range []string{"deposit", "ignored", "unusable", "duplicate", "bad_signature", "too_large", "bad_request", "unavailable"} {
+	for _, o := range []string{"deposit", "ignored", "unusable", "unverified", "duplicate", "bad_signature", "too_large", "bad_request", "unavailable"} {
 		m.webhooks.WithLabelValues(o)
 	}
-	for _, s := range []string{"pending", "final", "failed", "unknown"} {
+	for _, s := range []string{"pending", "final", "failed", "unknown", "needs_review"} {
 		m.deposits.WithLabelValues(s)
 	}
 	for _, o := range []string{"succeeded", "retry", "failed", "in_progress", "lease_lost"} {

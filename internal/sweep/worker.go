@@ -19,6 +19,7 @@ import (
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
 	"github.com/sweeperhq/sweeper/internal/metrics"
+	"github.com/sweeperhq/sweeper/internal/status"
 	"github.com/sweeperhq/sweeper/internal/store"
 )
 
@@ -398,8 +399,8 @@ func classify(res *interlace.InternalTransfer, err error, att *store.Attempt, jo
 		return outcome{kind: outcomeRejected, reason: fmt.Sprintf(
 			"upstream answered for clientTransactionId %s, not %s", res.ClientTransactionID, job.ClientTransactionID)}
 	}
-	switch strings.ToUpper(res.Status) {
-	case "CLOSED", "COMPLETED", "COMPLETE", "SUCCESS", "SUCCEEDED":
+	switch status.Classify(res.Status) {
+	case status.Final:
 		fee, feeCur, ferr := res.From.TotalFees()
 		if ferr != nil {
 			// Mixed-currency fees cannot be one figure; keep the transfer, flag the fee.
@@ -411,7 +412,7 @@ func classify(res *interlace.InternalTransfer, err error, att *store.Attempt, jo
 			CreditedAmount: res.To.Amount, CreditedCurrency: res.To.Currency,
 			FeeAmount: fee, FeeCurrency: feeCur,
 		}}
-	case "FAILED", "REJECTED", "CANCELLED", "CANCELED", "REFUNDED":
+	case status.Failed:
 		att.Outcome = store.AttemptRejected
 		return outcome{kind: outcomeRejected, reason: "transfer " + res.ID + " status " + res.Status}
 	default:

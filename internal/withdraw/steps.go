@@ -92,16 +92,9 @@ func (r *Runner) backoff(job *store.WithdrawalJob, retryAfter time.Duration) tim
 	return sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, retryAfter)
 }
 
-// Upstream statuses of transfers and trades.
-func statusClass(s string) string {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "CLOSED", "COMPLETED", "COMPLETE", "SUCCESS", "SUCCEEDED":
-		return "final"
-	case "FAILED", "REJECTED", "CANCELLED", "CANCELED", "REFUNDED", "EXPIRED":
-		return "failed"
-	}
-	return "pending"
-}
+// statusClass is the class of a transfer's or trade's status (internal/status),
+// in the workflow's words: "final", "failed", or "pending" (keep polling).
+func statusClass(s string) string { return store.ChainClass(s) }
 
 func (r *Runner) inProgress(what, id, status string) outcome {
 	return outcome{kind: outcomeRetry, delay: r.cfg.InProgressDelay,
