@@ -1,0 +1,239 @@
+package poll
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/store"
+	"github.com/sweeperhq/sweeper/internal/sweep"
+)
+
+// ConfirmConfig tunes the confirmer. Zero values take the defaults in brackets.
+type ConfirmConfig struct {
+	// Batch is how many waiting deposits one round reads back [100, Interlace's
+	// page size]: a round is one list call for all of them, so confirmation costs
+	// one upstream call per Batch deposits instead of one per deposit, and the
+	// sweep rate does not halve.
+	Batch int
+	// Lease is how long a claimed confirmation is ours before another replica may
+	// take it [30s]; it must exceed a round's upstream calls.
+	Lease time.Duration
+	// MaxPages bounds the list pages one round reads [5]: deposits not on them
+	// are read one by one, up to MaxSingle a round [20]; the rest wait for the
+	// next round.
+	MaxPages, MaxSingle int
+	// Window widens the list window around the batch's creation times [10m]:
+	// Interlace's createTime precedes our receipt, by how much is not documented.
+	Window time.Duration
+	// Tick is the fallback wake-up when no NOTIFY arrives [1s].
+	Tick time.Duration
+	// BaseDelay and MaxDelay bound the backoff of a deposit Interlace's record
+	// does not confirm yet [2s, 5m].
+	BaseDelay, MaxDelay time.Duration
+}
+
+func (c *ConfirmConfig) defaults() {
+	if c.Batch <= 0 || c.Batch > interlace.MaxTransferPageSize {
+		c.Batch = interlace.MaxTransferPageSize
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Lease, 30*time.Second)
+	def(&c.Window, 10*time.Minute)
+	def(&c.Tick, time.Second)
+	def(&c.BaseDelay, 2*time.Second)
+	def(&c.MaxDelay, 5*time.Minute)
+	if c.MaxPages <= 0 {
+		c.MaxPages = 5
+	}
+	if c.MaxSingle <= 0 {
+		c.MaxSingle = 20
+	}
+}
+
+// Confirmer reads back, from Interlace's records, the final deposits that
+// notifications announced, before any of their money moves (contract §9). Every
+// replica may run one: rounds claim disjoint deposits (SKIP LOCKED).
+type Confirmer struct {
+	cfg ConfirmConfig
+	r   *Reader
+}
+
+// NewConfirmer builds a confirmer over r.
+func NewConfirmer(cfg ConfirmConfig, r *Reader) *Confirmer {
+	cfg.defaults()
+	return &Confirmer{cfg: cfg, r: r}
+}
+
+// Run confirms until ctx ends: at once after a NOTIFY (a deposit became final),
+// and every Tick for retries falling due.
+func (c *Confirmer) Run(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	go c.r.store.Listen(ctx, store.ConfirmChannel, func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	t := time.NewTicker(c.cfg.Tick)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		n, err := c.Round(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.r.log.Warn("confirm deposits", zap.Error(err))
+		}
+		if err == nil && n == c.cfg.Batch {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Round claims up to Batch due deposits and reads them back: one list call over
+// their creation window (more pages if needed), then one read per deposit the
+// list did not show. Every record read is recorded through the ingest path,
+// which confirms (creates the sweep), holds, or leaves the deposit waiting; the
+// ones still waiting are deferred with a reason and a backoff. It returns how
+// many it claimed.
+func (c *Confirmer) Round(ctx context.Context) (int, error) {
+	batch, err := c.r.store.ClaimConfirmations(ctx, c.cfg.Batch, c.cfg.Lease)
+	if err != nil || len(batch) == 0 {
+		return 0, err
+	}
+	seen := map[string]recorded{} // transfer id -> its record as read
+	note := func(out []recorded) {
+		for _, rec := range out {
+			seen[rec.TransferID] = rec
+		}
+	}
+	var listErr error
+	if len(batch) > 1 {
+		listErr = c.list(ctx, batch, note)
+	}
+	singles := 0
+	problem := map[string]string{}
+	for _, u := range batch {
+		if _, ok := seen[u.DepositID]; ok {
+			continue
+		}
+		if singles == c.cfg.MaxSingle {
+			problem[u.DepositID] = "not read this round (too many outside the list window)"
+			continue
+		}
+		singles++
+		rec, found, err := c.r.ReadOne(ctx, u.DepositID)
+		switch {
+		case err != nil:
+			problem[u.DepositID] = "reading Interlace's record: " + err.Error()
+		case !found:
+			problem[u.DepositID] = "not in Interlace's records yet"
+		default:
+			seen[u.DepositID] = rec
+		}
+	}
+	still, err := c.r.store.Unconfirmed(ctx, depositIDs(batch))
+	if err != nil {
+		return len(batch), err
+	}
+	counts := map[string]int{}
+	for _, u := range batch {
+		if !still[u.DepositID] {
+			rec := seen[u.DepositID]
+			if rec.Effect == store.EffectHeld || rec.Effect == store.EffectConflict {
+				counts["held"]++
+			} else {
+				counts["confirmed"]++
+			}
+			continue
+		}
+		reason := problem[u.DepositID]
+		outcome := "error"
+		if rec, ok := seen[u.DepositID]; ok && rec.Delivery.Deposit != nil {
+			reason, outcome = "Interlace's record says "+rec.Delivery.Deposit.UpstreamStatus, "waiting"
+		} else if reason == "" && listErr != nil {
+			reason = "listing Interlace's transfers: " + listErr.Error()
+		} else if reason == "not in Interlace's records yet" {
+			outcome = "not_found"
+		}
+		counts[outcome]++
+		delay := sweep.Backoff(u.Attempts, c.cfg.BaseDelay, c.cfg.MaxDelay, 0)
+		if err := c.r.store.DeferConfirmation(ctx, u.DepositID, delay, reason); err != nil {
+			return len(batch), err
+		}
+		c.r.log.Info("deposit not confirmed yet", zap.String("deposit_id", u.DepositID), zap.String("reason", reason),
+			zap.Int("attempt", u.Attempts), zap.Duration("retry_in", delay))
+	}
+	for o, n := range counts {
+		c.r.metrics.Confirmation(o, n)
+	}
+	return len(batch), nil
+}
+
+// list reads the transfer list over the batch's creation window, newest first,
+// until every deposit of the batch was seen, the pages run out, or MaxPages.
+func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, note func([]recorded)) error {
+	start, end := batch[0].CreatedAt, batch[0].ReceivedAt
+	want := map[string]bool{}
+	for _, u := range batch {
+		want[u.DepositID] = true
+		if u.CreatedAt.Before(start) {
+			start = u.CreatedAt
+		}
+		if u.ReceivedAt.After(end) {
+			end = u.ReceivedAt
+		}
+	}
+	start, end = start.Add(-c.cfg.Window), end.Add(time.Minute)
+	if now := time.Now(); end.After(now) {
+		end = now
+	}
+	for page := 1; page <= c.cfg.MaxPages && len(want) > 0; page++ {
+		p, err := c.r.up.ListTransfers(ctx, interlace.ListTransfersParams{
+			AccountID: c.r.accountID, Start: start, End: end, Page: page, Limit: interlace.MaxTransferPageSize,
+		})
+		if err != nil {
+			return err
+		}
+		out, err := c.r.record(ctx, p.List)
+		if err != nil {
+			return err
+		}
+		note(out)
+		for _, rec := range out {
+			delete(want, rec.TransferID)
+		}
+		if len(p.List) < interlace.MaxTransferPageSize || olderThan(p.List, start) {
+			break
+		}
+	}
+	return nil
+}
+
+// olderThan: the page (newest first) already reaches before t, so the next ones
+// hold only older transfers (also when Interlace ignores the window filter).
+func olderThan(list []json.RawMessage, t time.Time) bool {
+	if len(list) == 0 {
+		return true
+	}
+	ct := createTime(list[len(list)-1])
+	return !ct.IsZero() && ct.Before(t)
+}
+
+func depositIDs(batch []store.Unconfirmed) []string {
+	out := make([]string, len(batch))
+	for i, u := range batch {
+		out[i] = u.DepositID
+	}
+	return out
+}

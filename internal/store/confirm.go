@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// Channels sweeper_ingest notifies on (besides the sweep worker's).
+const (
+	// ConfirmChannel: a final deposit now waits for Interlace's record.
+	ConfirmChannel = "sweeper_confirm"
+	// PollChannel: a legacy-envelope delivery asks for a poll.
+	PollChannel = "sweeper_poll"
+)
+
+// Unconfirmed is a final deposit whose money waits for Interlace's own record
+// (deposit_confirmations), as claimed by ClaimConfirmations.
+type Unconfirmed struct {
+	DepositID string
+	WalletID  string
+	Currency  string
+	Amount    decimal.Decimal
+	// CreatedAt is Interlace's createTime when the notification carried one, else
+	// when sweeper received it: the list window to look in.
+	CreatedAt  time.Time
+	ReceivedAt time.Time
+	Attempts   int // including this claim
+}
+
+// ClaimConfirmations leases up to limit due confirmations for lease (the due time
+// doubles as the lease: a confirmer that dies leaves them due again after it).
+// SKIP LOCKED lets every replica's confirmer claim side by side.
+func (s *Store) ClaimConfirmations(ctx context.Context, limit int, lease time.Duration) ([]Unconfirmed, error) {
+	rows, err := s.pool.Query(ctx, `
+WITH due AS (
+    SELECT deposit_id FROM deposit_confirmations
+     WHERE due_at <= now()
+     ORDER BY due_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE deposit_confirmations c
+       SET due_at = now() + $2::interval, attempts = c.attempts + 1, updated_at = now()
+      FROM due
+     WHERE c.deposit_id = due.deposit_id
+ RETURNING c.deposit_id, c.attempts
+)
+SELECT d.id, d.wallet_id, d.currency, d.amount, COALESCE(d.upstream_created_at, d.received_at), d.received_at, upd.attempts
+  FROM upd JOIN deposits d ON d.id = upd.deposit_id
+ ORDER BY 5`, limit, lease)
+	if err != nil {
+		return nil, translate("store: claim confirmations", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Unconfirmed, error) {
+		var u Unconfirmed
+		err := r.Scan(&u.DepositID, &u.WalletID, &u.Currency, &u.Amount, &u.CreatedAt, &u.ReceivedAt, &u.Attempts)
+		return u, err
+	})
+	return out, translate("store: claim confirmations", err)
+}
+
+// DeferConfirmation puts a claimed confirmation back, due after delay, with the
+// reason it is not confirmed yet (shown in sweep_ledger.last_error). A
+// confirmation that Interlace's record settled in the meantime is gone already:
+// nothing happens.
+func (s *Store) DeferConfirmation(ctx context.Context, depositID string, delay time.Duration, reason string) error {
+	_, err := s.pool.Exec(ctx, `
+UPDATE deposit_confirmations SET due_at = now() + $2::interval, last_error = $3, updated_at = now()
+ WHERE deposit_id = $1`, depositID, delay, reason)
+	return translate("store: defer confirmation", err)
+}
+
+// Listen calls wake (without blocking) for every NOTIFY on channel until ctx
+// ends, reconnecting after a lost connection; callers keep a ticker for the gaps.
+func (s *Store) Listen(ctx context.Context, channel string, wake func()) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := func() error {
+			conn, err := s.pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+				conn.Conn().Close(ctx)
+				return err
+			}
+			backoff = 100 * time.Millisecond
+			for {
+				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+					// The connection's LISTEN state is unknown now: never back to the pool.
+					conn.Conn().Close(context.Background())
+					return err
+				}
+				wake()
+			}
+		}()
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// WaitingDeposits returns up to limit deposits that have waited longer than
+// olderThan without becoming final (pending or unknown, no sweep), oldest first:
+// the poller reads each one back from Interlace (contract §9). It reads the
+// deposits_open partial index only.
+func (s *Store) WaitingDeposits(ctx context.Context, olderThan time.Duration, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT d.id FROM deposits d
+ WHERE d.status IN ('pending', 'unknown') AND d.received_at < now() - $1::interval
+   AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_id = d.id)
+ ORDER BY d.received_at
+ LIMIT $2`, olderThan, limit)
+	if err != nil {
+		return nil, translate("store: waiting deposits", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, translate("store: waiting deposits", err)
+}
+
+// Unconfirmed reports which of ids still wait for Interlace's record.
+func (s *Store) Unconfirmed(ctx context.Context, ids []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT deposit_id FROM deposit_confirmations WHERE deposit_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, translate("store: unconfirmed", err)
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate("store: unconfirmed", err)
+	}
+	out := make(map[string]bool, len(list))
+	for _, id := range list {
+		out[id] = true
+	}
+	return out, nil
+}
