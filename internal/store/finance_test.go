@@ -583,7 +583,8 @@ SELECT c.relname, c.relkind::text,
 	// sweeper's functions are executable by anyone, but run with the caller's
 	// rights: the first write inside is refused.
 	ingest := `SELECT sweeper_ingest('n-x', 'X.Y', 0::smallint, '\x7b7d'::bytea, 'ignored', NULL, NULL, NULL, NULL, NULL,
-	        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`
+	        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	        NULL, NULL, NULL, NULL, NULL)`
 	if code := finSQLState(t, tx, ingest); code != denied {
 		t.Errorf("sweeper_ingest as sweeper_finance: SQLSTATE %q, want %s", code, denied)
 	}
