@@ -74,7 +74,7 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 	}
 	m.stuck = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sweeper_sweeps_stuck",
-		Help: "Sweeps still pending or in flight longer than the stuck bound (15m) after their deposit became final; set by the processes that run the sweep worker.",
+		Help: "Sweeps still pending or in flight longer than the stuck bound (15m) after their deposit became final, plus deposits waiting over 1h (not final, or waiting for Interlace's record); set by the processes that run the sweep worker.",
 	})
 	reg.MustRegister(m.webhooks, m.deposits, m.sweeps, m.sweepDuration, m.upstream, m.upstreamDur,
 		m.tokenRefreshes, m.ingestBatch, m.workflows, m.stuck,
