@@ -55,7 +55,8 @@ type Deposit struct {
 	// Review, when set, says which money field is unusable: the deposit is kept
 	// for a person (needs_review) and moves no money. The other fields hold what
 	// could be read.
-	Review string
+	Review    string
+	reviewErr error
 }
 
 // FromChain reports whether the money arrived from the chain (source.type
@@ -138,8 +139,8 @@ func ClassifyResource(resource string) (Classification, error) {
 	c := Classification{Kind: KindDeposit}
 	d := r.deposit(&dst)
 	c.Deposit, c.TransferID = d, d.TransferID
-	if d.Review != "" {
-		return c, fmt.Errorf("%w: %s", ErrUnusable, d.Review)
+	if d.reviewErr != nil {
+		return c, fmt.Errorf("%w: %w", ErrUnusable, d.reviewErr)
 	}
 	return c, nil
 }
@@ -207,10 +208,10 @@ func (e *rawEnd) read(obj []byte) {
 // the stored body keeps it.
 func (r *rawTransfer) deposit(dst *rawEnd) *Deposit {
 	d := &Deposit{}
-	var reasons []string
+	var reasons reviewErrors
 	money := func(err error) {
 		if err != nil {
-			reasons = append(reasons, err.Error())
+			reasons = append(reasons, err)
 		}
 	}
 	lenient := func(s string, err error) string {
@@ -288,10 +289,23 @@ func (r *rawTransfer) deposit(dst *rawEnd) *Deposit {
 	d.CreatedAt, _ = timeField("createTime", r.createTime)
 	d.UpdatedAt, _ = timeField("updateTime", r.updateTime)
 	if len(reasons) > 0 {
-		d.Review = strings.Join(reasons, "; ")
+		d.Review, d.reviewErr = reasons.Error(), reasons
 	}
 	return d
 }
+
+// reviewErrors are the unusable money fields of one deposit, on one line.
+type reviewErrors []error
+
+func (r reviewErrors) Error() string {
+	parts := make([]string, len(r))
+	for i, e := range r {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (r reviewErrors) Unwrap() []error { return r }
 
 func unusablef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnusable, fmt.Sprintf(format, args...))
