@@ -93,6 +93,11 @@ func start(t *testing.T, o sysOpts) *system {
 		"SWEEPER_UPSTREAM_TIMEOUT": "2s",
 		"SWEEPER_RETRY_MAX_DELAY":  "1s",
 		"SWEEPER_SHUTDOWN_TIMEOUT": "5s",
+		// Most tests post hand-made notifications the sandbox never saw: with
+		// confirmation on (the production default) they would rightly wait for
+		// Interlace's record forever. The tests of contract §9 turn it on.
+		"SWEEPER_CONFIRM_DEPOSITS": "false",
+		"SWEEPER_POLL_INTERVAL":    "0",
 	}
 	for k, v := range o.env {
 		env[k] = v

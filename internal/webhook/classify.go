@@ -119,25 +119,33 @@ func ClassifyResource(resource string) (Classification, error) {
 	if !ok {
 		return other, unusablef("resource is not a JSON object")
 	}
-	if err := checkDuplicates(b, 0); err != nil {
-		return other, fmt.Errorf("%w: resource: %w", ErrUnusable, err)
-	}
+	dupErr := checkDuplicates(b, 0)
 
 	var r rawTransfer
 	for key, val, ok := top.next(); ok; key, val, ok = top.next() {
 		r.set(keyText(key), val)
 	}
-	if kindOf(r.destination) != kindObject {
-		return other, nil
-	}
 	var dst rawEnd
-	dst.read(r.destination)
+	if kindOf(r.destination) == kindObject {
+		dst.read(r.destination)
+	}
 	if kindOf(dst.typ) != kindString || !asciiEqualFold(strings.TrimSpace(unquote(dst.typ)), walletDestType) {
+		if dupErr != nil {
+			return other, fmt.Errorf("%w: resource: %w", ErrUnusable, dupErr)
+		}
 		return other, nil
 	}
 
 	c := Classification{Kind: KindDeposit}
 	d := r.deposit(&dst)
+	if dupErr != nil {
+		// Two keys a decoder could confuse: which amount (or id) was meant is
+		// ambiguous. Still a signed deposit: kept for review, under no transfer id
+		// of ours (the ids read may be the wrong copies).
+		d.TransferID = ""
+		d.reviewErr = reviewErrors{fmt.Errorf("resource: %w", dupErr)}
+		d.Review = d.reviewErr.Error()
+	}
 	c.Deposit, c.TransferID = d, d.TransferID
 	if d.reviewErr != nil {
 		return c, fmt.Errorf("%w: %w", ErrUnusable, d.reviewErr)

@@ -139,14 +139,20 @@ func (h *Handler) delivery(env *Envelope, body []byte, keyIdx int) store.Deliver
 		NotificationID: env.ID, EventType: env.EventType, SignatureKey: keyIdx, Body: body,
 		Outcome: store.OutcomeIgnored,
 	}
-	if d.NotificationID == "" || !printableID(d.NotificationID) {
+	badID := d.NotificationID == "" || !printableID(d.NotificationID)
+	if badID {
 		// No usable delivery id: derive one from the bytes, so a redelivery of the
-		// same bytes is still recognised as one delivery.
+		// same bytes is still recognised as one delivery. The resource is still
+		// read: a signed deposit never vanishes (contract §4).
 		d.NotificationID = syntheticID(body)
-		d.Outcome, d.Reason = store.OutcomeUnusable, "missing or malformed notification id"
-		return d
 	}
-	return h.intake.Delivery(d, env.Resource, store.SourceWebhook, false)
+	d = h.intake.Delivery(d, env.Resource, store.SourceWebhook, false)
+	if badID && d.Deposit == nil {
+		d.Outcome, d.Reason = store.OutcomeUnusable, "missing or malformed notification id"
+	} else if badID && d.Reason == "" {
+		d.Reason = "missing or malformed notification id"
+	}
+	return d
 }
 
 // record stores d and answers; it reports whether d is stored (committed now or before).
