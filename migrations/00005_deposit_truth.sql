@@ -29,18 +29,20 @@ ALTER TABLE deposits VALIDATE CONSTRAINT deposits_amount_known;
 ALTER TABLE deposits ADD COLUMN origin text;
 ALTER TABLE deposits ADD COLUMN review_reason text;
 
--- One row per final deposit whose money waits for Interlace's record. The
--- confirmer claims due rows (SKIP LOCKED, due_at doubles as the lease), reads the
--- records, and deletes the row when the record confirmed the deposit.
+-- One row per final deposit whose money waited for Interlace's record. The
+-- confirmer claims due rows (SKIP LOCKED, due_at doubles as the lease) and reads
+-- the records; when a record settles the deposit (confirmed, held, skipped) due_at
+-- becomes NULL. Rows are never deleted (the runtime role has no DELETE): they are
+-- the history of how long each deposit waited and why (attempts, last_error).
 CREATE TABLE deposit_confirmations (
     deposit_id  text        PRIMARY KEY REFERENCES deposits (id),
-    due_at      timestamptz NOT NULL DEFAULT now(),
+    due_at      timestamptz DEFAULT now(), -- NULL: settled
     attempts    integer     NOT NULL DEFAULT 0,
     last_error  text,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX deposit_confirmations_due ON deposit_confirmations (due_at);
+CREATE INDEX deposit_confirmations_due ON deposit_confirmations (due_at) WHERE due_at IS NOT NULL;
 
 -- The backfill poller's state: one row per poller (today only 'transfers').
 CREATE TABLE poll_state (
@@ -235,7 +237,8 @@ BEGIN
                     UPDATE deposits SET confirmed_at = now(), confirmed_amount = p_amount, updated_at = now()
                      WHERE id = p_transfer_id;
                 END IF;
-                DELETE FROM deposit_confirmations WHERE deposit_id = p_transfer_id;
+                UPDATE deposit_confirmations SET due_at = NULL, updated_at = now()
+             WHERE deposit_id = p_transfer_id AND due_at IS NOT NULL;
                 v_effect := 'held';
             ELSE
                 IF v_sweep IS NOT NULL THEN
@@ -252,7 +255,8 @@ BEGIN
     IF v_effect IN ('created', 'advanced', 'confirmed') AND v_final THEN
         IF p_skip_reason IS NOT NULL THEN
             UPDATE deposits SET skip_reason = p_skip_reason WHERE id = p_transfer_id;
-            DELETE FROM deposit_confirmations WHERE deposit_id = p_transfer_id;
+            UPDATE deposit_confirmations SET due_at = NULL, updated_at = now()
+             WHERE deposit_id = p_transfer_id AND due_at IS NOT NULL;
             IF v_effect <> 'confirmed' THEN
                 INSERT INTO deposit_events (deposit_id, from_status, to_status, upstream_status, notification_id, reason)
                 VALUES (p_transfer_id, 'final', 'final', p_upstream_status, p_notification_id, 'not swept: ' || p_skip_reason);
@@ -269,9 +273,11 @@ BEGIN
                         CASE WHEN p_record THEN 'deposit final, confirmed by Interlace''s record' ELSE 'deposit final' END);
                 PERFORM pg_notify('sweeper_sweeps', '');
             END IF;
-            DELETE FROM deposit_confirmations WHERE deposit_id = p_transfer_id;
+            UPDATE deposit_confirmations SET due_at = NULL, updated_at = now()
+             WHERE deposit_id = p_transfer_id AND due_at IS NOT NULL;
         ELSE
-            INSERT INTO deposit_confirmations (deposit_id) VALUES (p_transfer_id) ON CONFLICT DO NOTHING;
+            INSERT INTO deposit_confirmations (deposit_id) VALUES (p_transfer_id)
+            ON CONFLICT (deposit_id) DO UPDATE SET due_at = COALESCE(deposit_confirmations.due_at, now()), updated_at = now();
             PERFORM pg_notify('sweeper_confirm', '');
         END IF;
     END IF;
@@ -308,7 +314,7 @@ SELECT d.id                  AS deposit_id,
        s.swept_at,
        COALESCE(s.last_error, d.skip_reason,
                 CASE WHEN d.status = 'needs_review' THEN 'needs review: ' || COALESCE(d.review_reason, 'unusable notification') END,
-                CASE WHEN c.deposit_id IS NOT NULL THEN 'awaiting Interlace''s record' || COALESCE(': ' || c.last_error, '') END,
+                CASE WHEN c.due_at IS NOT NULL THEN 'awaiting Interlace''s record' || COALESCE(': ' || c.last_error, '') END,
                 CASE WHEN d.status = 'failed' THEN 'deposit ' || d.upstream_status END,
                 CASE WHEN d.status = 'unknown' THEN 'unknown upstream status ' || d.upstream_status END)
                              AS last_error,

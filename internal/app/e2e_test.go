@@ -496,6 +496,8 @@ func TestWebhookVerification(t *testing.T) {
 	}
 }
 
+// Contract §4: a signed deposit with an unusable money field is answered 200,
+// kept as a needs_review deposit held in sweep_ledger, and counted.
 func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 	t.Parallel()
 	s := start(t, sysOpts{noWork: true})
@@ -506,8 +508,12 @@ func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE notification_id='n-bad' AND outcome='unusable' AND reason <> ''`); n != 1 {
 		t.Fatal("unusable delivery not kept with a reason")
 	}
-	if n := s.count(`SELECT count(*) FROM deposits`); n != 0 {
-		t.Fatal("unusable delivery created a deposit")
+	if n := s.count(`SELECT count(*) FROM sweep_ledger WHERE deposit_id = 't-bad' AND deposit_status = 'needs_review'
+	    AND sweep_status = 'held' AND last_error LIKE 'needs review: amount:%' AND amount IS NULL`); n != 1 {
+		t.Fatal("unusable deposit not kept as needs_review, held, with the reason and no made-up amount")
+	}
+	if n := s.count(`SELECT count(*) FROM sweeps`); n != 0 {
+		t.Fatal("an unusable deposit got a sweep")
 	}
 	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
@@ -515,7 +521,8 @@ func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(b, []byte(`sweeper_webhooks_received_total{outcome="unusable"} 1`)) {
+	if !bytes.Contains(b, []byte(`sweeper_webhooks_received_total{outcome="unusable"} 1`)) ||
+		!bytes.Contains(b, []byte(`sweeper_deposits_total{status="needs_review"} 1`)) {
 		t.Fatalf("unusable not counted:\n%s", b)
 	}
 }

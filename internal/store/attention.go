@@ -30,7 +30,7 @@ SELECT (SELECT count(*) FROM sweeps WHERE status = 'held'),
          WHERE d.status IN ('pending', 'unknown') AND d.received_at < now() - $1::interval
            AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_id = d.id))
      + (SELECT count(*) FROM deposit_confirmations c JOIN deposits d ON d.id = c.deposit_id
-         WHERE d.received_at < now() - $1::interval)`, StuckWaitingAfter).
+         WHERE c.due_at IS NOT NULL AND d.received_at < now() - $1::interval)`, StuckWaitingAfter).
 		Scan(&a.Held, &a.NeedsReview, &a.Unresolved, &a.StuckWaiting)
 	if err != nil {
 		return a, translate("store: attention counts", err)

@@ -38,7 +38,7 @@ func (s *Store) ClaimConfirmations(ctx context.Context, limit int, lease time.Du
 	rows, err := s.pool.Query(ctx, `
 WITH due AS (
     SELECT deposit_id FROM deposit_confirmations
-     WHERE due_at <= now()
+     WHERE due_at IS NOT NULL AND due_at <= now()
      ORDER BY due_at
      LIMIT $1
        FOR UPDATE SKIP LOCKED
@@ -70,7 +70,7 @@ SELECT d.id, d.wallet_id, d.currency, d.amount, COALESCE(d.upstream_created_at, 
 func (s *Store) DeferConfirmation(ctx context.Context, depositID string, delay time.Duration, reason string) error {
 	_, err := s.pool.Exec(ctx, `
 UPDATE deposit_confirmations SET due_at = now() + $2::interval, last_error = $3, updated_at = now()
- WHERE deposit_id = $1`, depositID, delay, reason)
+ WHERE deposit_id = $1 AND due_at IS NOT NULL`, depositID, delay, reason)
 	return translate("store: defer confirmation", err)
 }
 
@@ -131,7 +131,7 @@ SELECT d.id FROM deposits d
 
 // Unconfirmed reports which of ids still wait for Interlace's record.
 func (s *Store) Unconfirmed(ctx context.Context, ids []string) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT deposit_id FROM deposit_confirmations WHERE deposit_id = ANY($1)`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT deposit_id FROM deposit_confirmations WHERE deposit_id = ANY($1) AND due_at IS NOT NULL`, ids)
 	if err != nil {
 		return nil, translate("store: unconfirmed", err)
 	}

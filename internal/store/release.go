@@ -203,7 +203,8 @@ VALUES ($1, 'final', 'final', $2, $3)`, depositID, upstream, "retry by "+by.Stri
 VALUES ($1, 'final', 'final', $2, $3)`, depositID, upstream, "retried by "+by.String()+": was skipped ("+*skip+")")
 		}
 		if err == nil && p.NeedConfirm && !confirmed {
-			_, err = tx.Exec(ctx, `INSERT INTO deposit_confirmations (deposit_id) VALUES ($1) ON CONFLICT DO NOTHING`, depositID)
+			_, err = tx.Exec(ctx, `INSERT INTO deposit_confirmations (deposit_id) VALUES ($1)
+ON CONFLICT (deposit_id) DO UPDATE SET due_at = COALESCE(deposit_confirmations.due_at, now()), updated_at = now()`, depositID)
 			if err == nil {
 				_, err = tx.Exec(ctx, `SELECT pg_notify('sweeper_confirm', '')`)
 			}
