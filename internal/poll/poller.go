@@ -32,9 +32,10 @@ type PollerConfig struct {
 	// Lookback is how far back the very first poll reads [24h], covering
 	// Interlace's ~4¾ h of webhook retries with margin.
 	Lookback time.Duration
-	// Chunk is the largest window one series of pages covers [1h]; the cursor
-	// advances chunk by chunk, so a poll that fails after hours of backlog keeps
-	// what it read.
+	// Chunk is the largest window one series of pages covers [Lookback]; the
+	// cursor advances chunk by chunk, so a poll that fails after days of backlog
+	// keeps what it read. Not smaller by default: should Interlace ignore the
+	// window, every chunk would read the same pages again.
 	Chunk time.Duration
 	// MaxPages bounds the pages read per chunk [100, i.e. 10,000 transfers].
 	MaxPages int
@@ -63,7 +64,7 @@ func (c *PollerConfig) defaults() error {
 	def(&c.Interval, 5*time.Minute)
 	def(&c.Overlap, 10*time.Minute)
 	def(&c.Lookback, 24*time.Hour)
-	def(&c.Chunk, time.Hour)
+	def(&c.Chunk, c.Lookback)
 	def(&c.WaitingAfter, time.Hour)
 	def(&c.MinGap, 5*time.Second)
 	def(&c.RetryBase, 5*time.Second)
