@@ -59,10 +59,10 @@ type App struct {
 	truth     *poll.Reader
 	confirmer *poll.Confirmer // with the sweep worker
 	poller    *poll.Poller    // with the sweep worker, unless SWEEPER_POLL_INTERVAL=0
-	server   *http.Server
-	listener net.Listener
-	owner    string
-	stopping atomic.Bool
+	server    *http.Server
+	listener  net.Listener
+	owner     string
+	stopping  atomic.Bool
 }
 
 // New connects to the database and builds every component; nothing runs until Run.

@@ -78,16 +78,16 @@ type Delivery struct {
 
 // DepositInput is the deposit a delivery describes.
 type DepositInput struct {
-	TransferID        string
-	AccountID         string
-	WalletID          string
-	Chain             string
-	SourceAddress     string
-	DepositAddress    string
-	TxHash            string
-	Currency          string
-	Amount            decimal.Decimal
-	Fees              any // serialised to JSON as-is
+	TransferID     string
+	AccountID      string
+	WalletID       string
+	Chain          string
+	SourceAddress  string
+	DepositAddress string
+	TxHash         string
+	Currency       string
+	Amount         decimal.Decimal
+	Fees           any // serialised to JSON as-is
 	// FeesJSON, when set, is stored instead of Fees: the fee lines exactly as sent.
 	FeesJSON       json.RawMessage
 	UpstreamStatus string
