@@ -324,3 +324,28 @@ func TestUpstreamTroubleMovesNothingAndIsVisible(t *testing.T) {
 		t.Fatalf("poll state %+v %v (%s)", st, err, *st.LastError)
 	}
 }
+
+// A backlog larger than a page (deposits notified while the confirmer was
+// away) is confirmed a page at a time from its old end, never one call per
+// deposit.
+func TestConfirmerWorksThroughABacklogByPages(t *testing.T) {
+	b := setup(t, "")
+	for i := 0; i < 250; i++ {
+		d := b.sandboxDeposit(t, "1")
+		b.notify(t, "n-"+d.ID, resourceOf(d, "1"))
+	}
+	c := poll.NewConfirmer(poll.ConfirmConfig{}, b.reader)
+	for i := 0; i < 5; i++ {
+		if n, err := c.Round(b.ctx); err != nil {
+			t.Fatal(err)
+		} else if n == 0 {
+			break
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweeps WHERE status = 'pending'`); n != 250 {
+		t.Fatalf("%d of 250 confirmed", n)
+	}
+	if l, g := b.callsTo(interlace.EndpointListTransfers), b.callsTo(interlace.EndpointGetBlockchainTransfer); l > 6 || g != 0 {
+		t.Fatalf("250 confirmations took %d list and %d get calls", l, g)
+	}
+}
