@@ -234,6 +234,9 @@ func preloadUnconfirmed(ctx context.Context, st *store.Store, sb *sandbox.Server
 		}
 		del := deliveryOf(depositNotification(d), d.Amount.String())
 		del.Deposit.NeedConfirm, del.Deposit.Origin = true, "blockchain"
+		if ms, err := strconv.ParseInt(d.CreateTime, 10, 64); err == nil {
+			del.Deposit.UpstreamCreatedAt = time.UnixMilli(ms) // as the handler reads createTime
+		}
 		batch = append(batch, del)
 		if len(batch) == chunk || i == n-1 {
 			if _, err := st.IngestBatch(ctx, batch); err != nil {

@@ -128,7 +128,7 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 			continue
 		}
 		if singles == c.cfg.MaxSingle {
-			problem[u.DepositID] = "not read this round (too many outside the list window)"
+			problem[u.DepositID] = notReadThisRound
 			continue
 		}
 		singles++
@@ -166,8 +166,12 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 		} else if reason == "not in Interlace's records yet" {
 			outcome = "not_found"
 		}
-		counts[outcome]++
 		delay := sweep.Backoff(u.Attempts, c.cfg.BaseDelay, c.cfg.MaxDelay, 0)
+		if reason == notReadThisRound {
+			// Interlace said nothing against it: due again at once, no backoff.
+			delay, outcome = 0, "waiting"
+		}
+		counts[outcome]++
 		if err := c.r.store.DeferConfirmation(ctx, u.DepositID, delay, reason); err != nil {
 			return len(batch), err
 		}
@@ -180,26 +184,56 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	return len(batch), nil
 }
 
-// list reads the transfer list over the batch's creation window until every
-// deposit of the batch was seen or MaxPages were read. The list is newest first
-// and the batch the oldest due deposits, so after page 1 (which also gives the
-// total) it reads from the last page backwards: a backlog is confirmed from its
-// old end, a couple of calls per hundred deposits, not one call per deposit.
+const notReadThisRound = "not read yet (more deposits due than one round reads)"
+
+// list reads the transfer list where the batch's deposits are, until every one
+// was seen or MaxPages were read. Deposits whose notification carried Interlace's
+// createTime are looked up in the tightest window that holds them (the list
+// filters on createTime); the others in a window around their receipt, widened
+// by Window. The list is newest first and the batch the oldest due deposits, so
+// after page 1 (which also gives the total) it reads from the last page
+// backwards: a backlog is confirmed from its old end, a couple of calls per
+// hundred deposits, never one call per deposit.
 func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, note func([]recorded)) error {
-	start, end := batch[0].CreatedAt, batch[0].ReceivedAt
 	want := map[string]bool{}
+	var known, unknown []store.Unconfirmed
 	for _, u := range batch {
 		want[u.DepositID] = true
-		if u.CreatedAt.Before(start) {
-			start = u.CreatedAt
-		}
-		if u.ReceivedAt.After(end) {
-			end = u.ReceivedAt
+		if u.CreatedKnown {
+			known = append(known, u)
+		} else {
+			unknown = append(unknown, u)
 		}
 	}
-	start, end = start.Add(-c.cfg.Window), end.Add(time.Minute)
+	pages := c.cfg.MaxPages
+	if len(known) > 0 {
+		start, end := known[0].CreatedAt, known[0].CreatedAt
+		for _, u := range known {
+			start, end = minTime(start, u.CreatedAt), maxTime(end, u.CreatedAt)
+		}
+		n, err := c.window(ctx, start, end.Add(time.Millisecond), pages, want, note)
+		if err != nil {
+			return err
+		}
+		pages -= n
+	}
+	if len(unknown) > 0 && pages > 0 {
+		start, end := unknown[0].ReceivedAt, unknown[0].ReceivedAt
+		for _, u := range unknown {
+			start, end = minTime(start, u.ReceivedAt), maxTime(end, u.ReceivedAt)
+		}
+		if _, err := c.window(ctx, start.Add(-c.cfg.Window), end.Add(time.Minute), pages, want, note); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// window reads up to maxPages pages of [start, end) and returns how many it read.
+func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages int, want map[string]bool,
+	note func([]recorded)) (int, error) {
 	if now := time.Now(); end.After(now) {
-		end = now
+		end = now.Add(time.Millisecond)
 	}
 	read := func(page int) (*interlace.TransferPage, error) {
 		p, err := c.r.up.ListTransfers(ctx, interlace.ListTransfersParams{
@@ -220,15 +254,31 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, note fu
 	}
 	first, err := read(1)
 	if err != nil || len(want) == 0 || len(first.List) < interlace.MaxTransferPageSize {
-		return err
+		return 1, err
 	}
+	n := 1
 	last := (int(first.Total) + interlace.MaxTransferPageSize - 1) / interlace.MaxTransferPageSize
-	for page, n := last, 1; page > 1 && n < c.cfg.MaxPages && len(want) > 0; page, n = page-1, n+1 {
+	for page := last; page > 1 && n < maxPages && len(want) > 0; page-- {
+		n++
 		if _, err := read(page); err != nil {
-			return err
+			return n, err
 		}
 	}
-	return nil
+	return n, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // olderThan: the page (newest first) already reaches before t, so the next ones

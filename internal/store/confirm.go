@@ -26,9 +26,11 @@ type Unconfirmed struct {
 	Amount    decimal.Decimal
 	// CreatedAt is Interlace's createTime when the notification carried one, else
 	// when sweeper received it: the list window to look in.
-	CreatedAt  time.Time
-	ReceivedAt time.Time
-	Attempts   int // including this claim
+	CreatedAt time.Time
+	// CreatedKnown: CreatedAt is Interlace's own createTime of the transfer.
+	CreatedKnown bool
+	ReceivedAt   time.Time
+	Attempts     int // including this claim
 }
 
 // ClaimConfirmations leases up to limit due confirmations for lease (the due time
@@ -39,7 +41,7 @@ func (s *Store) ClaimConfirmations(ctx context.Context, limit int, lease time.Du
 WITH due AS (
     SELECT deposit_id FROM deposit_confirmations
      WHERE due_at IS NOT NULL AND due_at <= now()
-     ORDER BY due_at
+     ORDER BY due_at, deposit_id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
 ), upd AS (
@@ -49,15 +51,16 @@ WITH due AS (
      WHERE c.deposit_id = due.deposit_id
  RETURNING c.deposit_id, c.attempts
 )
-SELECT d.id, d.wallet_id, d.currency, d.amount, COALESCE(d.upstream_created_at, d.received_at), d.received_at, upd.attempts
+SELECT d.id, d.wallet_id, d.currency, d.amount, COALESCE(d.upstream_created_at, d.received_at),
+       d.upstream_created_at IS NOT NULL, d.received_at, upd.attempts
   FROM upd JOIN deposits d ON d.id = upd.deposit_id
- ORDER BY 5`, limit, lease)
+ ORDER BY 5, 1`, limit, lease)
 	if err != nil {
 		return nil, translate("store: claim confirmations", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Unconfirmed, error) {
 		var u Unconfirmed
-		err := r.Scan(&u.DepositID, &u.WalletID, &u.Currency, &u.Amount, &u.CreatedAt, &u.ReceivedAt, &u.Attempts)
+		err := r.Scan(&u.DepositID, &u.WalletID, &u.Currency, &u.Amount, &u.CreatedAt, &u.CreatedKnown, &u.ReceivedAt, &u.Attempts)
 		return u, err
 	})
 	return out, translate("store: claim confirmations", err)
