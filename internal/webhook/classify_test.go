@@ -392,8 +392,8 @@ func TestClassifyKeepsOddNonMoneyFields(t *testing.T) {
 			func(d *Deposit) bool { return d.UpdatedAt.IsZero() }},
 		{"tx hash number", set(func(m map[string]any) { m["transactionHash"] = 12 }), func(d *Deposit) bool { return d.TxHash == "" }},
 		{"addresses with odd characters", set(func(m map[string]any) {
-			sub(m, "destination")["address"] = "0x4E83‍"
-			sub(m, "source")["address"] = "0x89F9‮"
+			sub(m, "destination")["address"] = "0x4E83\u200d"
+			sub(m, "source")["address"] = "0x89F9\u202e"
 		}), func(d *Deposit) bool { return d.DepositAddress == "" && d.SourceAddress == "" }},
 		{"fees an object", set(func(m map[string]any) { m["fees"] = map[string]any{"amount": "0"} }),
 			func(d *Deposit) bool { return d.Fees == nil && string(d.FeesJSON) == `{"amount":"0"}` }},
