@@ -349,3 +349,38 @@ func TestConfirmerWorksThroughABacklogByPages(t *testing.T) {
 		t.Fatalf("250 confirmations took %d list and %d get calls", l, g)
 	}
 }
+
+// Deposits waiting over an hour are read back one by one; one that Interlace
+// does not know stays waiting without failing the poll.
+func TestPollerRereadsDepositsWaitingOverAnHour(t *testing.T) {
+	b := setup(t, "")
+	d := b.sandboxDeposit(t, "9")
+	pending := strings.Replace(resourceOf(d, "9"), `"status":"Closed"`, `"status":"Pending"`, 1)
+	b.notify(t, "n-pending", pending)
+	ghost := strings.Replace(strings.Replace(pending, d.ID, "ghost-transfer", 1), `"createTime":"`+d.CreateTime+`"`, `"createTime":"1"`, 1)
+	b.notify(t, "n-ghost", ghost)
+	if _, err := b.pool.Exec(b.ctx, `UPDATE deposits SET received_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	// A cursor ahead of now: no list window this poll, only the re-read can settle them.
+	if err := b.st.PollStarted(b.ctx, poll.PollName, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.PollAdvance(b.ctx, poll.PollName, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := poll.NewPoller(poll.PollerConfig{Owner: "r", Overlap: time.Millisecond}, b.reader)
+	if err := p.RunOnce(b.ctx, false); err != nil {
+		t.Fatalf("a waiting deposit Interlace does not know failed the poll: %v", err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweep_ledger WHERE deposit_id = $1 AND deposit_status = 'final'
+	    AND confirmed_at IS NOT NULL AND sweep_status = 'pending'`, d.ID); n != 1 {
+		t.Fatal("the waiting deposit was not settled from Interlace's record")
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweep_ledger WHERE deposit_id = 'ghost-transfer' AND sweep_status = 'waiting' AND stuck`); n != 1 {
+		t.Fatal("the unknown one must stay waiting, visible as stuck")
+	}
+	if g, l := b.callsTo(interlace.EndpointGetBlockchainTransfer), b.callsTo(interlace.EndpointListTransfers); g != 2 || l != 0 {
+		t.Fatalf("get calls %d, list calls %d, want 2 and 0", g, l)
+	}
+}

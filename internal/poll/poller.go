@@ -229,10 +229,17 @@ func (p *Poller) PollOnce(ctx context.Context, st store.PollState) (read, found 
 		return read, found, err
 	}
 	for _, id := range waiting {
-		if _, _, err := p.r.ReadOne(ctx, id); err != nil {
+		_, ok, err := p.r.ReadOne(ctx, id)
+		switch {
+		case err != nil && interlace.IsRetryable(err):
 			return read, found, fmt.Errorf("poll: re-read waiting deposit %s: %w", id, err)
+		case err != nil || !ok:
+			// Interlace refuses this one id (unknown to it, say): the deposit keeps
+			// waiting, visible as stuck; the poll itself is fine.
+			p.r.log.Warn("waiting deposit not read back", zap.String("deposit_id", id), zap.Bool("found", ok), zap.Error(err))
+		default:
+			read++
 		}
-		read++
 	}
 	return read, found, nil
 }
