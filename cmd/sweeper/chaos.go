@@ -13,7 +13,7 @@ import (
 )
 
 // errChaosFailed makes the command exit non-zero after it has printed its verdict.
-var errChaosFailed = errors.New("chaos run found lost, doubled, stuck or failed deposits")
+var errChaosFailed = errors.New("chaos run found lost, doubled, stuck, failed, misbooked or wrongly sized deposits")
 
 func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("chaos", "Proves, on loopback only, that sweeper loses nothing and moves nothing twice: it starts\n"+
@@ -22,7 +22,13 @@ func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, std
 		"round-robin balancer, injects upstream faults, kill -9s a random process every -kill-every, crashes\n"+
 		"PostgreSQL once mid-run, then compares the sandbox ledger with sweep_ledger and prints one line:\n"+
 		"  chaos: deposits=N swept=N lost=0 doubled=0 stuck=0 failed=0 elapsed=…\n"+
-		"It exits 1 unless lost, doubled, stuck and failed are all 0.", stdout, nil)
+		"It exits 1 unless lost, doubled, stuck and failed are all 0.\n\n"+
+		"With -realistic the sandbox also disagrees with sweeper the way the real Interlace can (contract §12): a\n"+
+		"repeated clientTransactionId answers an error, some transfers answer PENDING, some deposits are never\n"+
+		"announced, some are announced in the legacy envelope, some are refunded after Closed. The verdict is then\n"+
+		"computed from the sandbox's ledger and adds unresolved, held, misbooked and wrong_amount:\n"+
+		"  chaos: deposits=N swept=N lost=0 doubled=0 stuck=0 failed=N unresolved=N held=N misbooked=0 wrong_amount=0 elapsed=…\n"+
+		"and it exits 1 unless lost, doubled, stuck, misbooked and wrong_amount are all 0.", stdout, nil)
 	deposits := fs.Int("deposits", 2000, "deposits the sandbox makes")
 	workers := fs.Int("workers", 3, "number of sweeper serve processes")
 	rate := fs.Float64("rate", 50, "deposits per second")
@@ -36,6 +42,14 @@ func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, std
 	latency := fs.Int("latency-ms", 20, "latency added to every Interlace call")
 	tacRate := fs.Float64("timeout-after-commit-rate", 0.1, "share of Interlace calls applied, then answered by a dropped connection")
 	dupRate := fs.Float64("duplicate-rate", 0.3, "per notification: chance of a sandbox duplicate, of a balancer copy, and of an out-of-order re-send")
+	realistic := fs.Bool("realistic", false, "turn on the sandbox's realism (contract §12) and judge the run by the sandbox's ledger")
+	dupAnswer := fs.String("duplicate-answer", "", "with -realistic: what a repeated clientTransactionId gets, first or error (default error)")
+	pendingRate := fs.Float64("pending-rate", 0, "with -realistic: share of transfers answered PENDING first (default 0.1; negative: none)")
+	pendingMs := fs.Int("pending-ms", 0, "with -realistic: how long a PENDING transfer takes to close (default 1500)")
+	dropRate := fs.Float64("drop-webhook-rate", 0, "with -realistic: share of deposits never announced by a webhook (default 0.1; negative: none)")
+	legacyRate := fs.Float64("legacy-envelope-rate", 0, "with -realistic: share of deposits announced in the legacy envelope (default 0.2; negative: none)")
+	refundRate := fs.Float64("refund-after-close-rate", 0, "with -realistic: share of deposits refunded after Closed (default 0.05; negative: none)")
+	pollInterval := fs.Duration("poll-interval", 0, "with -realistic: the serve processes' SWEEPER_POLL_INTERVAL (default 2s)")
 	// No default value shown: the URL may hold a password, and --help is printed anywhere.
 	dbURL := fs.String("database-url", "",
 		"admin-capable postgres:// URL, used when the harness does not run its own cluster (default $SWEEPER_TEST_DATABASE_URL, else $DATABASE_URL)")
@@ -55,6 +69,8 @@ func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, std
 		Deposits: *deposits, Workers: *workers, Rate: *rate, Duration: *duration, Settle: *settle,
 		KillEvery: *killEvery, DBRestart: *dbRestart, Seed: *seed,
 		ErrorRate: *errorRate, LatencyMs: *latency, TimeoutAfterCommitRate: *tacRate, DuplicateRate: *dupRate,
+		Realistic: *realistic, DuplicateAnswer: *dupAnswer, PendingRate: *pendingRate, PendingMs: *pendingMs,
+		DropWebhookRate: *dropRate, LegacyEnvelopeRate: *legacyRate, RefundAfterCloseRate: *refundRate, PollInterval: *pollInterval,
 		AdminURL: firstNonEmpty(*dbURL, env("SWEEPER_TEST_DATABASE_URL"), env("DATABASE_URL")), Exe: exe, ServeArgs: []string{"serve"}, KeepLogs: *keepLogs,
 	}
 	if cfg.KillEvery == 0 {
@@ -73,9 +89,10 @@ func runChaos(ctx context.Context, env config.Getenv, args []string, stdout, std
 		fmt.Fprintln(stderr, "chaos: database: "+res.DBNote)
 	}
 	if !res.OK() {
-		for i, p := range res.Problems {
+		problems := res.ProblemLines()
+		for i, p := range problems {
 			if i == 20 {
-				fmt.Fprintf(stderr, "chaos: … and %d more\n", len(res.Problems)-i)
+				fmt.Fprintf(stderr, "chaos: … and %d more\n", len(problems)-i)
 				break
 			}
 			fmt.Fprintln(stderr, "chaos: "+p)

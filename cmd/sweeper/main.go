@@ -32,6 +32,7 @@ func commands() []command {
 		{"migrate", "apply all database migrations (`migrate status` lists them)", runMigrate},
 		{"serve", "run the webhook/operator HTTP server and the sweep worker", runServe},
 		{"sandbox", "run the embedded fake Interlace (for the quick start, tests and benchmarks)", runSandbox},
+		{"doctor", "check the configuration against a real Interlace account and say what to set (moves no money)", runDoctor},
 		{"wallet", "provision users' CryptoConnect wallets and deposit addresses (operator API client)", runWallet},
 		{"withdraw", "pay out: convert USD and send it on-chain as a durable workflow (operator API client)", runWithdraw},
 		{"chaos", "prove on loopback that nothing is lost or moved twice under kills, faults and a database crash", runChaos},

@@ -95,7 +95,10 @@ func (a *App) build() error {
 	} else {
 		tokens = interlace.NewOAuthTokenSource(interlace.OAuthConfig{
 			BaseURL: cfg.InterlaceBaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-			OnRefresh: a.metrics.TokenRefresh,
+			Style: cfg.AuthStyle, OnRefresh: a.metrics.TokenRefresh,
+			OnStyle: func(style string) {
+				log.Info("interlace token endpoints answered", zap.String("auth_style", style), zap.String("configured", cfg.AuthStyle))
+			},
 		})
 	}
 	var err error
@@ -177,7 +180,7 @@ func (a *App) buildHTTP() error {
 	whOpts := webhook.Options{
 		Verifier: verifier, Recorder: a.ingester, AccountID: ic.AccountID,
 		TargetCurrency: ic.TargetCurrency, SweepCurrencies: ic.SweepCurrencies, ConfirmDeposits: ic.ConfirmDeposits,
-		Logger: a.log.Named("webhook"), Metrics: a.metrics,
+		Logger: a.log.Named("webhook"), Metrics: a.metrics, Refused: store.NewRefusalSampler(a.store),
 	}
 	if a.poller != nil {
 		whOpts.WakePoller = a.poller.Wake // other replicas' pollers hear the NOTIFY

@@ -58,15 +58,20 @@ type sysOpts struct {
 	env     map[string]string
 	noWork  bool
 	logger  *zap.Logger // default: warnings and errors to the test log
+	// listener, when set, is where the program serves (a sandbox built beforehand needs its URL).
+	listener net.Listener
 }
 
 // start runs the real program (app.New + Run) against a fresh database and an
 // in-process sandbox over real HTTP.
 func start(t *testing.T, o sysOpts) *system {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := o.listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := &system{t: t, url: "http://" + ln.Addr().String(), dbURL: o.dbURL, sandbox: o.sandbox, sbURL: o.sbURL}
 	if s.dbURL == "" {
@@ -227,7 +232,7 @@ func TestDepositIsSweptEndToEnd(t *testing.T) {
 	led := s.sandbox.Ledger()
 	var transfer *sandbox.InternalTransfer
 	for i := range led.InternalTransfers {
-		if led.InternalTransfers[i].ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
+		if led.InternalTransfers[i].Applied && led.InternalTransfers[i].ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
 			if transfer != nil {
 				t.Fatal("deposit swept twice upstream")
 			}
@@ -289,7 +294,7 @@ func TestUpstreamFailuresAreRetriedUnderTheSameID(t *testing.T) {
 	}
 	applied := 0
 	for _, tr := range s.sandbox.Ledger().InternalTransfers {
-		if tr.ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
+		if tr.Applied && tr.ClientTransactionID == ids.SweepTransactionID(d.ID).String() {
 			applied++
 		}
 	}
@@ -339,88 +344,155 @@ func TestBusinessRejectionFailsAndSurfaces(t *testing.T) {
 	}
 }
 
+// A worker sends the transfer, Interlace applies it, and the worker dies before
+// it hears back: killed (SIGKILL), so it neither records an attempt nor hands
+// its lease back. A new process reclaims the sweep once the lease expires,
+// replays it, and Interlace moves the money once. Both requests come from the
+// real sweep worker (the first from the sweeper binary, whose answer a proxy
+// holds back until it is killed), and Interlace must have seen the same request
+// every time: a replay whose body differed would be a client bug the real
+// upstream may answer with an error, or worse.
 func TestCrashedWorkerIsResumedAfterLeaseExpiry(t *testing.T) {
 	t.Parallel()
-	// Phase 1: the HTTP side records a deposit; no worker runs.
+	bin := buildSweeper(t)
+	// Phase 1: an in-process sweeper without a worker records the deposit; the
+	// worker is a separate `sweeper serve` process talking to Interlace through
+	// the proxy.
 	s := start(t, sysOpts{noWork: true})
+	proxy := newHoldingProxy(t, s.sbURL)
+	doomed := startChild(t, bin, freeAddr(t), map[string]string{
+		"DATABASE_URL":             s.dbURL,
+		"INTERLACE_BASE_URL":       proxy.URL,
+		"INTERLACE_CLIENT_ID":      "client-id",
+		"INTERLACE_CLIENT_SECRET":  "client-secret-value",
+		"INTERLACE_ACCOUNT_ID":     accountID,
+		"INTERLACE_WEBHOOK_SECRET": webhookSecret,
+		"SWEEPER_SWEEP_LEASE":      "3s",
+		"SWEEPER_UPSTREAM_TIMEOUT": "2s",
+		"SWEEPER_RETRY_MAX_DELAY":  "1s",
+	})
 	d := s.deposit("7")
-	deadline := time.Now().Add(10 * time.Second)
-	for s.count(`SELECT count(*) FROM sweeps WHERE deposit_id=$1`, d.ID) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("sweep never created")
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctid := ids.SweepTransactionID(d.ID).String()
+	select {
+	case <-proxy.applied:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the worker never got a transfer applied upstream")
 	}
-	// A worker claims it, sends the transfer upstream, and dies before recording.
-	st := store.New(s.pool)
-	jobs, err := st.ClaimSweeps(context.Background(), store.ClaimParams{Owner: "doomed", Limit: 1, Lease: time.Second, ToWalletID: "63b2af21-1e8c-407b-8df9-10adc05963aa"})
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("claim: %v %v", jobs, err)
+	// Interlace has moved the money; the worker is still waiting for the answer.
+	if err := doomed.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	s.app.Client() // the same client type the worker uses
-	body := fmt.Sprintf(`{"clientTransactionId":%q,"accountId":%q,"from":{"businessType":2,"id":%q,"currency":"USDC"},"to":{"businessType":0,"id":"63b2af21-1e8c-407b-8df9-10adc05963aa","currency":"USD"},"amount":"7"}`,
-		jobs[0].ClientTransactionID, accountID, jobs[0].FromWalletID)
-	sendAsDoomedWorker(t, s.sbURL, body, jobs[0].ClientTransactionID.String())
+	<-doomed.done
+	// It died without a word: the sweep is in flight under its lease, and no
+	// attempt was recorded.
+	if n := s.count(`SELECT count(*) FROM sweeps WHERE deposit_id=$1 AND status='in_flight' AND attempts=1`, d.ID); n != 1 {
+		t.Fatalf("the killed worker's sweep is not in flight with one attempt (%d rows)", n)
+	}
+	if n := s.count(`SELECT count(*) FROM sweep_attempts WHERE deposit_id=$1`, d.ID); n != 0 {
+		t.Fatalf("the killed worker recorded %d attempts: it was not killed before hearing back", n)
+	}
 	s.stop()
 
-	// Phase 2: a new process with a worker starts on the same database.
-	s2 := start(t, sysOpts{dbURL: s.dbURL, sandbox: s.sandbox, sbURL: s.sbURL})
+	// Phase 2: a new process with a worker starts on the same database, talking
+	// to Interlace through the same proxy (which now passes everything).
+	s2 := start(t, sysOpts{dbURL: s.dbURL, sandbox: s.sandbox, sbURL: proxy.URL})
 	row := s2.waitFor(d.ID, "succeeded")
 	led := s.sandbox.Ledger()
 	applied := 0
 	for _, tr := range led.InternalTransfers {
-		if tr.ClientTransactionID == jobs[0].ClientTransactionID.String() {
+		if tr.Applied && tr.ClientTransactionID == ctid {
 			applied++
 			if *row.InterlaceTransferID != tr.ID {
 				t.Fatalf("resumed sweep recorded %s, upstream transfer is %s", *row.InterlaceTransferID, tr.ID)
 			}
 		}
 	}
-	if applied != 1 || led.RequestsByIdempotencyKey[jobs[0].ClientTransactionID.String()] < 2 {
-		t.Fatalf("applied %d times, requests %d", applied, led.RequestsByIdempotencyKey[jobs[0].ClientTransactionID.String()])
+	if applied != 1 || led.RequestsByIdempotencyKey[ctid] < 2 {
+		t.Fatalf("applied %d times, requests %d; want once, after at least 2 requests", applied, led.RequestsByIdempotencyKey[ctid])
+	}
+	if c := led.IdempotencyConflicts[ctid]; c != 0 {
+		t.Fatalf("Interlace saw %d replays under %s whose request differed from the first", c, ctid)
+	}
+	bodies := proxy.bodiesFor(ctid)
+	if len(bodies) < 2 {
+		t.Fatalf("%d transfer requests passed the proxy, want the killed worker's and the replay", len(bodies))
+	}
+	for i, b := range bodies[1:] {
+		if !bytes.Equal(b, bodies[0]) {
+			t.Fatalf("request %d differs from the first:\n%s\n%s", i+2, bodies[0], b)
+		}
 	}
 	if n := s2.count(`SELECT count(*) FROM sweep_events WHERE deposit_id=$1 AND reason LIKE 'lease expired%'`, d.ID); n != 1 {
 		t.Fatal("reclaim not recorded")
 	}
 }
 
-// sendAsDoomedWorker performs the transfer the way a worker would, then "dies".
-func sendAsDoomedWorker(t *testing.T, base, body, key string) {
-	t.Helper()
-	tok := sandboxToken(t, base)
-	req, _ := http.NewRequest(http.MethodPost, base+"/open-api/v3/business/transfer/internal", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("x-access-token", tok)
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !bytes.Contains(b, []byte(`"000000"`)) {
-		t.Fatalf("doomed transfer: %s", b)
-	}
+// holdingProxy stands between a sweeper and the sandbox. It forwards every
+// request, keeps the body of every internal transfer request, and withholds the
+// answer to the first transfer the sandbox applied: its sender never learns the
+// outcome. The held request ends when its client goes away.
+type holdingProxy struct {
+	*httptest.Server
+	applied chan struct{} // closed once that first transfer is applied upstream
+	quit    chan struct{}
+	mu      sync.Mutex
+	held    bool
+	bodies  map[string][][]byte // clientTransactionId -> request bodies, in order
 }
 
-func sandboxToken(t *testing.T, base string) string {
+func newHoldingProxy(t *testing.T, upstream string) *holdingProxy {
 	t.Helper()
-	resp, err := http.Get(base + "/open-api/oauth/authorize?clientId=x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var auth struct{ Code string }
-	_ = json.NewDecoder(resp.Body).Decode(&auth)
-	resp.Body.Close()
-	resp, err = http.Post(base+"/open-api/oauth/access-token", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"clientId":"x","clientSecret":"y","code":%q}`, auth.Code)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct{ AccessToken string }
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	return tok.AccessToken
+	p := &holdingProxy{applied: make(chan struct{}), quit: make(chan struct{}), bodies: map[string][][]byte{}}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if r.Method == http.MethodPost && r.URL.Path == "/open-api/v3/business/transfer/internal" {
+			var sent struct{ ClientTransactionID string }
+			_ = json.Unmarshal(body, &sent)
+			p.mu.Lock()
+			p.bodies[sent.ClientTransactionID] = append(p.bodies[sent.ClientTransactionID], body)
+			hold := !p.held && bytes.Contains(answer, []byte(`"000000"`))
+			p.held = p.held || hold
+			p.mu.Unlock()
+			if hold {
+				close(p.applied)
+				select {
+				case <-r.Context().Done():
+				case <-p.quit:
+				}
+				return
+			}
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(answer)
+	}))
+	t.Cleanup(func() { close(p.quit); p.Close() })
+	return p
+}
+
+// bodiesFor returns the transfer request bodies sent under ctid, in order.
+func (p *holdingProxy) bodiesFor(ctid string) [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.bodies[ctid]...)
 }
 
 // Two sweepers on two separate databases that see the same deposit derive the
@@ -442,7 +514,7 @@ func TestSameDepositSameIDOnAnyDatabase(t *testing.T) {
 	}
 	n := 0
 	for _, tr := range a.sandbox.Ledger().InternalTransfers {
-		if tr.ClientTransactionID == rowA.ClientTransactionID.String() {
+		if tr.Applied && tr.ClientTransactionID == rowA.ClientTransactionID.String() {
 			n++
 		}
 	}
@@ -528,18 +600,22 @@ func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 }
 
 // ≥50 concurrent deliveries of one notification and of one transfer under new
-// notification ids, over HTTP: exactly one deposit, one sweep, one transfer.
+// notification ids, over HTTP: exactly one deposit and one sweep here, and one
+// movement of the money at Interlace. The deposit is a real one in the sandbox's
+// master wallet, which holds 1,000 USDC of its own, so a second transfer under
+// any id would go through and be counted. The sandbox sends no webhook of its own:
+// every delivery is the test's.
 func TestConcurrentDuplicateDeliveriesOverHTTP(t *testing.T) {
 	t.Parallel()
-	s := start(t, sysOpts{})
-	transfer := uuid.NewString()
-	// Fund the wallet as a real deposit would, so the sweep can succeed.
-	d := s.deposit("2")
-	s.waitFor(d.ID, "succeeded")
-	if _, err := s.sandbox.CreateDeposit(context.Background(), sandbox.DepositRequest{WalletID: d.WalletID, Amount: decimal.RequireFromString("0")}); err == nil {
-		t.Log("sandbox accepted a zero deposit")
-	}
-	res := depositResource(transfer, d.WalletID, "Closed", "0.5")
+	sb := sandbox.New(sandbox.Config{Logger: zap.NewNop()}) // no WebhookURL
+	sbSrv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { sb.Close(); sbSrv.Close() })
+	s := start(t, sysOpts{sandbox: sb, sbURL: sbSrv.URL})
+	d := s.deposit("0.5")
+	ctid := ids.SweepTransactionID(d.ID).String()
+	heldBefore := walletBalance(t, sb.Ledger(), d.WalletID, d.Currency) // the deposit included
+
+	res := depositResource(d.ID, d.WalletID, "Closed", d.Amount.String())
 	var wg sync.WaitGroup
 	codes := make(chan int, 120)
 	for i := 0; i < 60; i++ {
@@ -554,15 +630,48 @@ func TestConcurrentDuplicateDeliveriesOverHTTP(t *testing.T) {
 			t.Fatalf("status %d", c)
 		}
 	}
-	if n := s.count(`SELECT count(*) FROM deposits WHERE id=$1`, transfer); n != 1 {
+	if n := s.count(`SELECT count(*) FROM deposits WHERE id=$1`, d.ID); n != 1 {
 		t.Fatalf("deposits %d", n)
 	}
-	if n := s.count(`SELECT count(*) FROM sweeps WHERE deposit_id=$1`, transfer); n != 1 {
+	if n := s.count(`SELECT count(*) FROM sweeps WHERE deposit_id=$1`, d.ID); n != 1 {
 		t.Fatalf("sweeps %d", n)
 	}
-	if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE transfer_id=$1`, transfer); n != 61 {
+	if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE transfer_id=$1`, d.ID); n != 61 {
 		t.Fatalf("deliveries %d, want 61 distinct notification ids", n)
 	}
+
+	// Interlace's side, once the sweep is done and the worker has had time to
+	// pick up anything a duplicate might have queued again.
+	s.waitFor(d.ID, "succeeded")
+	time.Sleep(700 * time.Millisecond) // > the worker's 500 ms poll interval
+	led := sb.Ledger()
+	var out []string // "amount under clientTransactionId"
+	for _, tr := range led.InternalTransfers {
+		if tr.Applied && tr.From.ID == d.WalletID {
+			out = append(out, tr.Amount.String()+" under "+tr.ClientTransactionID)
+		}
+	}
+	if want := d.Amount.String() + " under " + ctid; len(out) != 1 || out[0] != want {
+		t.Fatalf("upstream transfers out of the deposit's wallet: %q; want exactly one, %s", out, want)
+	}
+	if got := led.RequestsByIdempotencyKey[ctid]; got != 1 {
+		t.Fatalf("%d transfer requests under %s, want 1 (no fault was injected)", got, ctid)
+	}
+	if got, want := walletBalance(t, led, d.WalletID, d.Currency), heldBefore.Sub(d.Amount); !got.Equal(want) {
+		t.Fatalf("wallet holds %s %s after the sweep, want %s: the deposit left it other than once", got, d.Currency, want)
+	}
+}
+
+// walletBalance is a sandbox wallet's balance in one currency.
+func walletBalance(t *testing.T, led sandbox.Ledger, walletID, currency string) decimal.Decimal {
+	t.Helper()
+	for _, w := range led.Wallets {
+		if w.ID == walletID {
+			return w.Balances[currency]
+		}
+	}
+	t.Fatalf("wallet %s not in the sandbox", walletID)
+	return decimal.Zero
 }
 
 func TestHealthAndReadiness(t *testing.T) {

@@ -55,7 +55,7 @@ type tokenSniffer struct {
 }
 
 func (s *tokenSniffer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/open-api/oauth/") {
+	if !strings.HasPrefix(r.URL.Path, "/open-api/oauth/") && !strings.HasPrefix(r.URL.Path, "/open-api/v3/oauth/") {
 		s.next.ServeHTTP(w, r)
 		return
 	}

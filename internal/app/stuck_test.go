@@ -2,74 +2,82 @@ package app_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/sweeperhq/sweeper/internal/metrics"
 	"github.com/sweeperhq/sweeper/internal/store"
-	"github.com/sweeperhq/sweeper/internal/sweep"
 )
 
-// A sweep that does not finish within the bound shows up three ways: the
-// sweeper_sweeps_stuck gauge, a log line naming the deposit, and its
+// The stuck-sweep monitor as the program runs it (started by app.Run beside the
+// worker, with its built-in bounds: stuck after 15 minutes, checked at start and
+// then every minute) makes a sweep that does not finish visible three ways: the
+// sweeper_sweeps_stuck gauge on /metrics, a log line naming the deposit, and its
 // sweep_ledger row (pending or in_flight). Pending (nobody works on it) and in
-// flight (a worker claimed it and vanished) are both caught.
+// flight (a worker claimed it and vanished) are both caught; a sweep 14 minutes
+// old is not stuck yet. When they end, the next check clears the gauge and says so.
 func TestStuckSweepsAreVisible(t *testing.T) {
 	t.Parallel()
-	s := start(t, sysOpts{noWork: true}) // no worker: whatever is recorded stays pending
-	waiting := s.deposit("2")
-	claimed := s.deposit("3")
+	// Phase 1: the deposits are recorded by a process without a worker.
+	s := start(t, sysOpts{noWork: true})
+	waiting, claimed, young := s.deposit("2"), s.deposit("3"), s.deposit("4")
 	deadline := time.Now().Add(10 * time.Second)
-	for s.count(`SELECT count(*) FROM sweeps WHERE deposit_id IN ($1, $2)`, waiting.ID, claimed.ID) < 2 {
+	for s.count(`SELECT count(*) FROM sweeps WHERE deposit_id IN ($1, $2, $3)`, waiting.ID, claimed.ID, young.ID) < 3 {
 		if time.Now().After(deadline) {
 			t.Fatal("sweeps never created")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	// A worker claims one and is never heard of again.
-	st := store.New(s.pool)
-	if _, err := s.pool.Exec(context.Background(), `UPDATE sweeps SET run_at = now() + interval '1 hour' WHERE deposit_id = $1`, waiting.ID); err != nil {
+	if _, err := s.pool.Exec(context.Background(), `UPDATE sweeps SET run_at = now() + interval '1 hour' WHERE deposit_id IN ($1, $2)`, waiting.ID, young.ID); err != nil {
 		t.Fatal(err)
 	}
+	st := store.New(s.pool)
 	jobs, err := st.ClaimSweeps(context.Background(), store.ClaimParams{Owner: "vanished", Limit: 5, Lease: time.Hour, ToWalletID: "63b2af21-1e8c-407b-8df9-10adc05963aa"})
 	if err != nil || len(jobs) != 1 || jobs[0].DepositID != claimed.ID {
 		t.Fatalf("claim: %+v %v", jobs, err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Time passes: two of them became final 16 minutes ago, one 14 minutes ago.
+	if _, err := s.pool.Exec(context.Background(), `UPDATE sweeps SET created_at = now() - CASE deposit_id WHEN $3 THEN interval '14 minutes' ELSE interval '16 minutes' END
+ WHERE deposit_id IN ($1, $2, $3)`, waiting.ID, claimed.ID, young.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
 
+	// Phase 2: the program with its worker, and so its stuck monitor, starts.
 	core, logs := observer.New(zapcore.InfoLevel)
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg, nil)
-	gauge := func() float64 {
-		fams, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range fams {
-			if f.GetName() == "sweeper_sweeps_stuck" {
-				return f.Metric[0].GetGauge().GetValue()
+	s2 := start(t, sysOpts{dbURL: s.dbURL, sandbox: s.sandbox, sbURL: s.sbURL, logger: zap.New(core)})
+	waitGauge := func(want float64, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		var got float64
+		for {
+			got = stuckGauge(t, s2.url)
+			if got == want {
+				return
 			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sweeper_sweeps_stuck = %v after %s, want %v", got, within, want)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		t.Fatal("sweeper_sweeps_stuck not registered")
-		return -1
 	}
+	waitGauge(2, 10*time.Second) // the monitor checks at start
 
-	n, err := sweep.NewStuckMonitor(sweep.StuckConfig{Bound: time.Hour}, st, zap.New(core), m).Check(context.Background())
-	if err != nil || n != 0 || gauge() != 0 || logs.Len() != 0 {
-		t.Fatalf("fresh sweeps reported stuck: n=%d gauge=%v logs=%d err=%v", n, gauge(), logs.Len(), err)
+	if n := logs.FilterMessage("sweeps stuck").Len(); n == 0 {
+		t.Fatal("no summary line")
 	}
-
-	mon := sweep.NewStuckMonitor(sweep.StuckConfig{Bound: 10 * time.Millisecond}, st, zap.New(core), m)
-	if n, err := mon.Check(context.Background()); err != nil || n != 2 {
-		t.Fatalf("stuck = %d, %v; want 2", n, err)
-	}
-	if g := gauge(); g != 2 {
-		t.Fatalf("sweeper_sweeps_stuck = %v, want 2", g)
+	for _, e := range logs.FilterMessage("sweeps stuck").All() {
+		if m := e.ContextMap(); m["count"] != int64(2) || m["bound"] != 15*time.Minute {
+			t.Errorf("summary line %v, want count 2 and the 15m bound", m)
+		}
 	}
 	status := map[string]string{}
 	for _, e := range logs.FilterMessage("sweep stuck").All() {
@@ -80,23 +88,54 @@ func TestStuckSweepsAreVisible(t *testing.T) {
 			t.Errorf("stuck line %v at %s", m, e.Level)
 		}
 	}
-	if status[waiting.ID] != "pending" || status[claimed.ID] != "in_flight" {
-		t.Fatalf("stuck lines by deposit: %v", status)
+	if len(status) != 2 || status[waiting.ID] != "pending" || status[claimed.ID] != "in_flight" {
+		t.Fatalf("stuck lines by deposit: %v; want %s pending and %s in_flight, and not the 14-minute-old %s",
+			status, waiting.ID, claimed.ID, young.ID)
 	}
+	st2 := store.New(s2.pool)
 	for id, want := range map[string]string{waiting.ID: "pending", claimed.ID: "in_flight"} {
-		if row, err := st.Ledger(context.Background(), id); err != nil || row.SweepStatus != want {
+		if row, err := st2.Ledger(context.Background(), id); err != nil || row.SweepStatus != want {
 			t.Fatalf("sweep_ledger %s: %+v %v", id, row, err)
 		}
 	}
 
-	// Once they are done the gauge drops and the all-clear is logged.
-	if _, err := s.pool.Exec(context.Background(), `UPDATE sweeps SET status = 'failed', lease_token = NULL, failed_at = now() WHERE deposit_id IN ($1, $2)`, waiting.ID, claimed.ID); err != nil {
+	// Once they are done, the monitor's next check (a minute later) drops the
+	// gauge and logs the all-clear. (The young one ends too: by then it would be
+	// 15 minutes old.)
+	if _, err := s2.pool.Exec(context.Background(), `UPDATE sweeps SET status = 'failed', lease_token = NULL, failed_at = now() WHERE deposit_id IN ($1, $2, $3)`, waiting.ID, claimed.ID, young.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := mon.Check(context.Background()); err != nil || n != 0 || gauge() != 0 {
-		t.Fatalf("after they ended: n=%d gauge=%v err=%v", n, gauge(), err)
+	waitGauge(0, 75*time.Second)
+	deadline = time.Now().Add(5 * time.Second)
+	for logs.FilterMessage("no sweep stuck any more").Len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no all-clear line")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if logs.FilterMessage("no sweep stuck any more").Len() != 1 {
-		t.Fatal("no all-clear line")
+}
+
+// stuckGauge reads sweeper_sweeps_stuck from the program's /metrics.
+func stuckGauge(t *testing.T, base string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
 	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "sweeper_sweeps_stuck "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("sweeper_sweeps_stuck %q: %v", v, err)
+			}
+			return f
+		}
+	}
+	t.Fatal("sweeper_sweeps_stuck not on /metrics")
+	return -1
 }

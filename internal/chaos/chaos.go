@@ -61,6 +61,27 @@ type Config struct {
 	// Pending notification, of an out-of-order re-send under a new id.
 	DuplicateRate float64
 
+	// Realistic turns on the sandbox's realism (contract §12) and judges the
+	// run with Judge instead of Reconcile: the fields below take their
+	// realistic defaults unless set (a negative rate means 0).
+	Realistic bool
+	// DuplicateAnswer is what a repeated clientTransactionId gets ["error"].
+	DuplicateAnswer string
+	// PendingRate of internal transfers are answered PENDING and applied only
+	// after PendingMs [0.1, 1500].
+	PendingRate float64
+	PendingMs   int
+	// DropWebhookRate of deposits are never announced [0.1]; LegacyEnvelopeRate
+	// are announced in the legacy envelope [0.2]; RefundAfterCloseRate are
+	// refunded shortly after their Closed notification [0.05].
+	DropWebhookRate      float64
+	LegacyEnvelopeRate   float64
+	RefundAfterCloseRate float64
+	// PollInterval is the serve processes' SWEEPER_POLL_INTERVAL in a
+	// realistic run [2s]: short, so deposits no webhook announced are found
+	// within the settle time.
+	PollInterval time.Duration
+
 	// AdminURL is an admin-capable postgres:// URL, used when the harness does
 	// not run its own cluster.
 	AdminURL string
@@ -97,6 +118,29 @@ func (c *Config) defaults() error {
 	if c.Seed == 0 {
 		c.Seed = time.Now().UnixNano()
 	}
+	if c.Realistic {
+		def := func(v *float64, d float64) {
+			switch {
+			case *v == 0:
+				*v = d
+			case *v < 0:
+				*v = 0
+			}
+		}
+		def(&c.PendingRate, 0.1)
+		def(&c.DropWebhookRate, 0.1)
+		def(&c.LegacyEnvelopeRate, 0.2)
+		def(&c.RefundAfterCloseRate, 0.05)
+		if c.DuplicateAnswer == "" {
+			c.DuplicateAnswer = "error"
+		}
+		if c.PendingMs == 0 {
+			c.PendingMs = 1500
+		}
+		if c.PollInterval <= 0 {
+			c.PollInterval = 2 * time.Second
+		}
+	}
 	if c.Exe == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -107,7 +151,9 @@ func (c *Config) defaults() error {
 	if len(c.ServeArgs) == 0 {
 		c.ServeArgs = []string{"serve"}
 	}
-	for name, v := range map[string]float64{"error rate": c.ErrorRate, "timeout-after-commit rate": c.TimeoutAfterCommitRate, "duplicate rate": c.DuplicateRate} {
+	for name, v := range map[string]float64{"error rate": c.ErrorRate, "timeout-after-commit rate": c.TimeoutAfterCommitRate, "duplicate rate": c.DuplicateRate,
+		"pending rate": c.PendingRate, "drop-webhook rate": c.DropWebhookRate, "legacy-envelope rate": c.LegacyEnvelopeRate,
+		"refund-after-close rate": c.RefundAfterCloseRate} {
 		if v < 0 || v > 1 {
 			return fmt.Errorf("chaos: %s must be between 0 and 1, got %v", name, v)
 		}
@@ -136,8 +182,11 @@ const (
 // Result is the outcome of a run.
 type Result struct {
 	Tally
-	Elapsed time.Duration
-	Seed    int64
+	// Realistic runs are judged by Verdict (contract §12), friendly ones by Tally.
+	Realistic bool
+	Verdict   Verdict
+	Elapsed   time.Duration
+	Seed      int64
 
 	Kills      int64 // SIGKILLs sent to serve processes
 	Crashes    int64 // serve processes that exited on their own (e.g. could not start)
@@ -159,18 +208,47 @@ type Result struct {
 	LogDir           string
 }
 
+// OK is the run's pass condition: the Verdict's in a realistic run, the
+// Tally's otherwise.
+func (r Result) OK() bool {
+	if r.Realistic {
+		return r.Verdict.OK()
+	}
+	return r.Tally.OK()
+}
+
 // Line is the one line the command prints.
 func (r Result) Line() string {
+	if r.Realistic {
+		v := r.Verdict
+		return fmt.Sprintf("chaos: deposits=%d swept=%d lost=%d doubled=%d stuck=%d failed=%d unresolved=%d held=%d misbooked=%d wrong_amount=%d elapsed=%s",
+			v.Deposits, v.Swept, v.Lost, v.Doubled, v.Stuck, v.Failed, v.Unresolved, v.Held, v.Misbooked, v.WrongAmount,
+			r.Elapsed.Round(100*time.Millisecond))
+	}
 	return fmt.Sprintf("chaos: deposits=%d swept=%d lost=%d doubled=%d stuck=%d failed=%d elapsed=%s",
 		r.Deposits, r.Swept, r.Lost, r.Doubled, r.Stuck, r.Failed, r.Elapsed.Round(100*time.Millisecond))
 }
 
 // Stats is a line of the run's other figures.
 func (r Result) Stats() string {
+	realism := ""
+	if r.Realistic {
+		v := r.Verdict
+		realism = fmt.Sprintf(" refunded=%d refused_correctly=%d webhooks_dropped=%d legacy=%d ambiguous=%d ambiguity_mismatch=%d",
+			v.Refunded, v.Refused, v.WebhooksDropped, v.Legacy, v.Ambiguous, v.AmbiguityMismatch)
+	}
 	return fmt.Sprintf("chaos: seed=%d kills=%d crashes=%d db_restarts=%d webhook_posts=%d balancer_copies=%d out_of_order=%d "+
 		"rerouted=%d refused=%d stale_recorded=%d upstream_calls=%d attempt_rows=%d retries=%d reclaimed=%d lease_lost=%d",
 		r.Seed, r.Kills, r.Crashes, r.DBRestarts, r.WebhookPosts, r.BalancerCopies, r.OutOfOrder, r.Rerouted, r.Refused,
-		r.StaleDeliveries, r.UpstreamCalls, r.AttemptRows, r.AttemptRetries, r.Reclaimed, r.LeaseLost)
+		r.StaleDeliveries, r.UpstreamCalls, r.AttemptRows, r.AttemptRetries, r.Reclaimed, r.LeaseLost) + realism
+}
+
+// ProblemLines are the lines that explain the verdict.
+func (r Result) ProblemLines() []string {
+	if r.Realistic {
+		return r.Verdict.Problems
+	}
+	return r.Tally.Problems
 }
 
 // Run performs one chaos run. An error means the harness itself could not do
@@ -234,6 +312,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		_ = lbLn.Close()
 		return res, err
 	}
+	res.Realistic = cfg.Realistic
 	sb := sandbox.New(sandbox.Config{
 		WebhookURL: "http://" + lbLn.Addr().String() + "/webhooks/interlace", WebhookSecret: webhookSecret,
 		TimeScale: timeScale, Seed: cfg.Seed, Logger: zap.NewNop(),
@@ -260,6 +339,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		"SWEEPER_WORKER_CONCURRENCY=16",
 		"SWEEPER_LOG_FORMAT=json",
 		"SWEEPER_LOG_LEVEL=info",
+	}
+	if cfg.Realistic {
+		// Confirmation and the backfill poller (contract §9) are what a
+		// realistic upstream needs; a sweeper that does not know them ignores them.
+		env = append(env, "SWEEPER_CONFIRM_DEPOSITS=true", "SWEEPER_POLL_INTERVAL="+cfg.PollInterval.String())
 	}
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "TZ", "GOCOVERDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -298,6 +382,15 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	faults := sandbox.Faults{
 		ErrorRate: cfg.ErrorRate, LatencyMs: cfg.LatencyMs,
 		TimeoutAfterCommitRate: cfg.TimeoutAfterCommitRate, DuplicateDeliveryRate: cfg.DuplicateRate,
+	}
+	if cfg.Realistic {
+		faults.DuplicateAnswer = cfg.DuplicateAnswer
+		faults.PendingRate, faults.PendingMs = cfg.PendingRate, cfg.PendingMs
+		faults.DropWebhookRate, faults.LegacyEnvelopeRate = cfg.DropWebhookRate, cfg.LegacyEnvelopeRate
+		faults.RefundAfterCloseRate = cfg.RefundAfterCloseRate
+		// A Budget USD balance listed before the Infinity one: discovery must
+		// not sweep into it.
+		faults.BudgetBalance = true
 	}
 	// The sandbox runs in this process: its faults and deposits are set by call,
 	// not through its HTTP control endpoints. Config.defaults has checked the rates.
@@ -364,8 +457,15 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.DBRestarts = int(dbRestarts.Load())
 	logf("%d deposits made in %s; settling", cfg.Deposits, time.Since(began).Round(100*time.Millisecond))
 
-	// Settle: faults off, every process up, until every sweep has ended.
-	sb.SetFaults(sandbox.Faults{})
+	// Settle: faults off, every process up, until every sweep has ended. A
+	// realistic run keeps what Interlace really is (duplicate answers, PENDING,
+	// refunds, lost webhooks) and turns off only the injected failures.
+	settled := sandbox.Faults{}
+	if cfg.Realistic {
+		settled = faults
+		settled.ErrorRate, settled.TimeoutAfterCommitRate, settled.LatencyMs = 0, 0, 0
+	}
+	sb.SetFaults(settled)
 	settleCtx, settleCancel := context.WithTimeout(runCtx, cfg.Settle)
 	defer settleCancel()
 	if err := fl.waitReady(settleCtx); err != nil {
@@ -378,7 +478,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	defer pool.Close()
 	for settleCtx.Err() == nil {
 		var done int
-		err := pool.QueryRow(settleCtx, `SELECT count(*) FROM sweep_ledger WHERE sweep_status IN ('succeeded', 'failed', 'skipped')`).Scan(&done)
+		err := pool.QueryRow(settleCtx, `SELECT count(*) FROM sweep_ledger WHERE sweep_status IN ('succeeded', 'failed', 'skipped', 'held', 'unresolved')`).Scan(&done)
 		if err == nil && done >= cfg.Deposits {
 			break
 		}
@@ -401,7 +501,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	res.Tally = Reconcile(led.Deposits, led.InternalTransfers, rows)
+	if cfg.Realistic {
+		res.Verdict = Judge(led, rows)
+	} else {
+		res.Tally = Reconcile(led.Deposits, led.InternalTransfers, rows)
+	}
 	for _, d := range led.Deposits {
 		res.WebhookPosts += d.DeliveryAttempts
 		res.UpstreamCalls += led.RequestsByIdempotencyKey[ids.SweepTransactionID(d.ID).String()]
@@ -463,13 +567,13 @@ func ledgerRows(ctx context.Context, pool interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }) ([]LedgerRow, error) {
 	rows, err := pool.Query(ctx, `SELECT deposit_id, sweep_status, COALESCE(client_transaction_id::text, ''),
-       COALESCE(interlace_transfer_id, ''), credited_amount FROM sweep_ledger`)
+       COALESCE(interlace_transfer_id, ''), credited_amount, COALESCE(last_error, '') FROM sweep_ledger`)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: read sweep_ledger: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LedgerRow, error) {
 		var l LedgerRow
-		err := r.Scan(&l.DepositID, &l.SweepStatus, &l.ClientTransactionID, &l.InterlaceTransferID, &l.CreditedAmount)
+		err := r.Scan(&l.DepositID, &l.SweepStatus, &l.ClientTransactionID, &l.InterlaceTransferID, &l.CreditedAmount, &l.LastError)
 		return l, err
 	})
 	if err != nil {

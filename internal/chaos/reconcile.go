@@ -18,6 +18,7 @@ type LedgerRow struct {
 	ClientTransactionID string // "" when no sweep exists
 	InterlaceTransferID string
 	CreditedAmount      *decimal.Decimal
+	LastError           string
 }
 
 // Tally is the verdict: every deposit the sandbox made lands in exactly one of

@@ -30,6 +30,7 @@ var Vars = []Var{
 	{"INTERLACE_CLIENT_ID", "", false, "OAuth client id (required unless INTERLACE_ACCESS_TOKEN)"},
 	{"INTERLACE_CLIENT_SECRET", "", true, "OAuth client secret (required unless INTERLACE_ACCESS_TOKEN)"},
 	{"INTERLACE_ACCESS_TOKEN", "", true, "a pre-issued access token; skips the OAuth flow"},
+	{"INTERLACE_AUTH_STYLE", "auto", false, "token endpoints: auto (v3, then unversioned after a 404), v3 or legacy"},
 	{"INTERLACE_ACCOUNT_ID", "", false, "the merchant's Interlace account id (required)"},
 	{"INTERLACE_WEBHOOK_SECRET", "INTERLACE_CLIENT_SECRET", true, "HMAC key for webhook signatures"},
 	{"INTERLACE_WEBHOOK_SECRET_PREVIOUS", "", true, "a second accepted webhook key, for rotation"},
@@ -62,7 +63,11 @@ var SandboxVars = []Var{
 	{Name: "SANDBOX_WEBHOOK_SECRET", Default: "", Secret: true, Usage: "HMAC key the notifications are signed with (match INTERLACE_WEBHOOK_SECRET)"},
 	{Name: "SANDBOX_TIME_SCALE", Default: "1", Usage: "divide Interlace's webhook retry schedule by this"},
 	{Name: "SANDBOX_ACCOUNT_ID", Default: "b27c8873-e400-47cd-adc1-035cfa0d5347", Usage: "the one account the sandbox serves"},
+	{Name: "SANDBOX_FUND_MASTER", Default: "true", Usage: "start the master wallet with 1000 USDC and 1000 USDT (false: empty, as a new account's)"},
 	{Name: "SANDBOX_SIGNED_PART", Default: "resource", Usage: "what the signature covers: resource or body"},
+	{Name: "SANDBOX_AUTH_STYLE", Default: "both", Usage: "token endpoints served: both, v3 (unversioned 404) or legacy (v3 404)"},
+	{Name: "SANDBOX_STRICT_TOKENS", Default: "false", Usage: "strict access token mode: token calls need X-Timestamp and a valid X-Signature"},
+	{Name: "SANDBOX_CLIENT_SECRET", Default: "", Secret: true, Usage: "when set, the one client secret accepted (legacy body, strict X-Signature)"},
 	{Name: "SANDBOX_WITHDRAWAL_DELAY", Default: "2s", Usage: "how long a withdrawal stays Pending before Closed"},
 }
 
@@ -95,6 +100,14 @@ type Config struct {
 	ConfirmDeposits bool
 	// PollInterval is the backfill poll's period; 0 turns the poller off.
 	PollInterval time.Duration
+
+	// AuthStyle picks Interlace's token endpoints (INTERLACE_AUTH_STYLE, contract §10). Default "auto":
+	// the v3 ones (/open-api/v3/oauth/*, wrapped answers) first, the unversioned ones
+	// (/open-api/oauth/*, with clientSecret) after a 404, remembered for the life of the process. auto
+	// costs one extra 404 per process start on accounts that only have the old endpoints; "v3" or
+	// "legacy" pin the style `sweeper doctor` reported, so a wrong pin fails loudly instead of falling
+	// back.
+	AuthStyle string
 }
 
 // Getenv is os.Getenv's shape, so tests pass a map instead of touching the process.
@@ -139,6 +152,7 @@ func Load(getenv Getenv, need Need) (*Config, error) {
 		ConfirmDeposits:       r.boolean("SWEEPER_CONFIRM_DEPOSITS"),
 		PollInterval:          r.pollInterval("SWEEPER_POLL_INTERVAL"),
 	}
+	c.AuthStyle = strings.ToLower(r.str("INTERLACE_AUTH_STYLE"))
 	for _, cur := range strings.Split(r.str("SWEEPER_SWEEP_CURRENCIES"), ",") {
 		if cur = strings.ToUpper(strings.TrimSpace(cur)); cur != "" {
 			c.SweepCurrencies = append(c.SweepCurrencies, cur)
@@ -167,6 +181,9 @@ func Load(getenv Getenv, need Need) (*Config, error) {
 	}
 	if c.WebhookSignedPart != "resource" && c.WebhookSignedPart != "body" {
 		return nil, fmt.Errorf("INTERLACE_WEBHOOK_SIGNED_PART must be resource or body, not %q", c.WebhookSignedPart)
+	}
+	if c.AuthStyle != "auto" && c.AuthStyle != "v3" && c.AuthStyle != "legacy" {
+		return nil, fmt.Errorf("INTERLACE_AUTH_STYLE must be auto, v3 or legacy, not %q", c.AuthStyle)
 	}
 	if c.MaxFeeRate.IsNegative() || c.MaxFeeRate.GreaterThanOrEqual(decimal.NewFromInt(1)) {
 		return nil, fmt.Errorf("SWEEPER_MAX_FEE_RATE must be in [0, 1), not %s", c.MaxFeeRate)

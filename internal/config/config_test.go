@@ -150,3 +150,17 @@ func TestTruthKnobs(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthStyle(t *testing.T) {
+	for in, want := range map[string]string{"": "auto", "V3": "v3", "legacy": "legacy", "v2": ""} {
+		m := full()
+		m["INTERLACE_AUTH_STYLE"] = in
+		c, err := Load(env(m), Need{Database: true, Interlace: true})
+		switch {
+		case want == "" && (err == nil || !strings.Contains(err.Error(), "INTERLACE_AUTH_STYLE")):
+			t.Errorf("%q: %v, want a refusal naming INTERLACE_AUTH_STYLE", in, err)
+		case want != "" && (err != nil || c.AuthStyle != want):
+			t.Errorf("%q: %v, want %q", in, err, want)
+		}
+	}
+}

@@ -34,6 +34,7 @@ const (
 	EndpointListTransfers            = "list_transfers"
 	EndpointOAuthAuthorize           = "oauth_authorize"
 	EndpointOAuthAccessToken         = "oauth_access_token"
+	EndpointOAuthRefreshToken        = "oauth_refresh_token"
 )
 
 // Status labels passed to Config.Observe when no HTTP answer arrived.

@@ -107,8 +107,10 @@ func (c *Client) CreateAddress(ctx context.Context, walletID string, req CreateA
 	return &a, nil
 }
 
-// ListInfinityWallets lists the Infinity Account balances (walletType 0) of an account; the sweep
-// target is the entry in the target currency.
+// ListInfinityWallets lists an account's balances with the documented Infinity filter objectType=0
+// (walletType=0 is sent too, for servers that only know that one). Servers have been seen to ignore
+// one filter or the other, so the answer may hold Budget or card balances as well: choose with
+// PickInfinityWallet, never by position.
 func (c *Client) ListInfinityWallets(ctx context.Context, accountID string) ([]InfinityWallet, error) {
 	const ep = EndpointListInfinityWallets
 	if err := required(ep, "accountId", accountID); err != nil {
@@ -116,7 +118,7 @@ func (c *Client) ListInfinityWallets(ctx context.Context, accountID string) ([]I
 	}
 	var page infinityWalletList
 	err := c.do(ctx, call{endpoint: ep, method: http.MethodGet, path: "/open-api/v3/cards/wallets",
-		query: url.Values{"accountId": {accountID}, "walletType": {"0"}}}, &page)
+		query: url.Values{"accountId": {accountID}, "objectType": {"0"}, "walletType": {"0"}}}, &page)
 	if err != nil {
 		return nil, err
 	}

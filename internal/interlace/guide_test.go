@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,20 +19,44 @@ const (
 	guideInfinity = "63b2af21-1e8c-407b-8df9-10adc05963aa"
 )
 
+// guideName is the MoR guide's file in the shared reference material, which sits beside the checkout: a
+// sibling shared/reference of the repository root (/work/shared beside /work/main and the /work/wt-* worktrees;
+// CI copies shared/ next to its clone).
+const guideName = "cryptoconnect-mor-guide.txt"
+
+// readGuide finds the repository root by walking up from the package directory to go.mod, and reads the guide
+// from ../shared/reference beside it. A missing guide fails the test: a skipped check would let the canned
+// answers drift from the guide unnoticed.
+func readGuide(t *testing.T) []byte {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := dir
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			t.Fatalf("no go.mod above %s: cannot locate the repository root, so not the MoR guide beside it", dir)
+		}
+		root = parent
+	}
+	path := filepath.Join(filepath.Dir(root), "shared", "reference", guideName)
+	guide, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the MoR guide must sit beside the repository as ../shared/reference/%s (looked for %s, repository root %s): %v",
+			guideName, path, root, err)
+	}
+	return guide
+}
+
 // TestTestdataIsTheGuidesText proves the canned answers are the guide's own bytes, not a retyped copy.
 func TestTestdataIsTheGuidesText(t *testing.T) {
 	t.Parallel()
-	// The guide lives in shared/ beside the repository (CI clones the repo next to it).
-	var guide []byte
-	var err error
-	for _, p := range []string{"../../../shared/reference/cryptoconnect-mor-guide.txt", "/work/shared/reference/cryptoconnect-mor-guide.txt"} {
-		if guide, err = os.ReadFile(p); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Skipf("the MoR guide is not beside the repository (../shared/reference): %v", err)
-	}
+	guide := readGuide(t)
 	for _, name := range []string{
 		"create_wallet.json", "get_wallet.json", "create_address.json", "list_infinity_wallets.json",
 		"internal_transfer_deposit.json", "internal_transfer_redemption.json", "estimate_quote.json",
@@ -155,7 +180,7 @@ func TestListInfinityWalletsGuideExample(t *testing.T) {
 	r := up.only(t)
 	eq(t, "method", r.Method, http.MethodGet)
 	eq(t, "path", r.Path, "/open-api/v3/cards/wallets")
-	eq(t, "query", r.RawQuery, "accountId="+guideAccount+"&walletType=0")
+	eq(t, "query", r.RawQuery, "accountId="+guideAccount+"&objectType=0&walletType=0") // contract §9: the documented filter, and walletType too
 	checkHeaders(t, r, "")
 }
 

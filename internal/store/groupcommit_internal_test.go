@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The dispatcher's rules, with a batch operation that holds each transaction open
@@ -40,15 +41,26 @@ func TestGroupCommitDispatch(t *testing.T) {
 			results[v] = r
 		}()
 	}
+	// A dispatcher that stopped forming batches must fail here, not hang the package.
+	next := func() []int {
+		t.Helper()
+		select {
+		case b := <-started:
+			return b
+		case <-time.After(10 * time.Second):
+			t.Fatal("no batch reached the batch operation within 10s (were the items committed apart?)")
+			return nil
+		}
+	}
 	send(0)
-	if b := <-started; len(b) != 1 || b[0] != 0 {
+	if b := next(); len(b) != 1 || b[0] != 0 {
 		t.Fatalf("first batch %v, want the lone item at once", b)
 	}
 	// Three wait behind the running transaction; the fourth reaches ParallelAt.
 	for v := 1; v <= 4; v++ {
 		send(v)
 	}
-	if b := <-started; len(b) != 4 {
+	if b := next(); len(b) != 4 {
 		t.Fatalf("second batch %v, want exactly the 4 waiting items", b)
 	}
 	// Both committers busy: these wait, however many.

@@ -94,38 +94,68 @@ func TestRecordOutcomesInOneTransaction(t *testing.T) {
 	}
 }
 
+// An outcome the database refuses fails only itself, although it shared a transaction with others. The
+// sharing is forced: the first batch is held at the door, so the next one is exactly the four outcomes sent
+// while it waits (ParallelAt 4), the poison among them; the rest queue behind both.
 func TestOutcomeRecorderIsolatesAPoisonOutcome(t *testing.T) {
 	s, b := setup(t)
-	const n = 40
+	const n, poisonAt = 40, 4
 	for i := 0; i < n; i++ {
 		mustIngest(t, s, deposit(fmt.Sprintf("n%d", i), fmt.Sprintf("t%02d", i), "Closed", store.DepositFinal, "1"), store.EffectCreated)
 	}
 	jobs := claim(t, s, "w", n, time.Minute)
-	rec := store.NewOutcomeRecorder(s, store.BatcherOptions{Committers: 1, MaxBatch: 8})
+	rec := store.NewOutcomeRecorder(s, store.BatcherOptions{Committers: 2, MaxBatch: 8, ParallelAt: 4})
+	t.Cleanup(rec.Close) // after the gate's own cleanup has opened it
+	gate := newBatchGate(t)
+	store.WrapOutcomeBatches(rec, gateBatches[store.Outcome, error](gate))
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i, j := range jobs {
+	send := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tid := "it-" + j.DepositID
-			if i == 7 {
+			tid := "it-" + jobs[i].DepositID
+			if i == poisonAt {
 				tid = "it-\x00" // PostgreSQL refuses NUL in text: this statement fails its batch
 			}
-			errs[i] = rec.Record(b.ctx, succeeded(j, tid))
+			errs[i] = rec.Record(b.ctx, succeeded(jobs[i], tid))
 		}()
 	}
+	send(0)
+	if got := gate.next(t); got != 1 {
+		t.Fatalf("first batch has %d outcomes, want the lone first one", got)
+	}
+	for i := 1; i <= poisonAt; i++ {
+		send(i)
+	}
+	if got := gate.next(t); got != 4 {
+		t.Fatalf("second batch has %d outcomes, want the 4 sent while the first waited", got)
+	}
+	for i := poisonAt + 1; i < n; i++ {
+		send(i)
+	}
+	gate.open()
 	wg.Wait()
 	rec.Close()
 	for i, err := range errs {
-		if (i == 7) != (err != nil) {
+		if (i == poisonAt) != (err != nil) {
 			t.Fatalf("outcome %d: %v", i, err)
 		}
+	}
+	if failed := gate.failedRuns(); len(failed) != 1 || failed[0] != 4 {
+		t.Fatalf("failed transactions by size %v, want one: the poison's batch of 4", failed)
+	}
+	largest := 0
+	for _, r := range gate.runs() {
+		largest = max(largest, r.size)
+	}
+	if largest < 4 {
+		t.Fatalf("largest batch %d: the outcomes were never grouped", largest)
 	}
 	if got := b.count(t, `SELECT count(*) FROM sweeps WHERE status = 'succeeded'`); got != n-1 {
 		t.Fatalf("succeeded = %d, want %d", got, n-1)
 	}
-	if err := rec.Record(b.ctx, succeeded(jobs[7], "it-late")); !errors.Is(err, store.ErrClosed) {
+	if err := rec.Record(b.ctx, succeeded(jobs[poisonAt], "it-late")); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("closed recorder: %v", err)
 	}
 }

@@ -3,16 +3,22 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/sweeperhq/sweeper/internal/ids"
+	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/interlace/sandbox"
 	"github.com/sweeperhq/sweeper/internal/pgtest"
 	"github.com/sweeperhq/sweeper/internal/store"
+	"github.com/sweeperhq/sweeper/internal/sweep"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -175,10 +181,44 @@ func TestIngest(t *testing.T) {
 	})
 }
 
-// Interlace may deliver the same notification many times at once, and several
-// notifications about one transfer concurrently: exactly one deposit and one sweep.
+// Interlace may deliver the same notification many times at once, and several notifications about one
+// transfer concurrently: exactly one deposit and one sweep here, and, what the merchant cares about, one
+// movement of the money at Interlace. The deposit is a real one in the sandbox's master wallet (which holds
+// 1,000 USDC of its own, so a second transfer under any id would go through and be counted), and the real
+// sweep worker sweeps what the store recorded, over HTTP.
 func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 	s, b := setup(t)
+	const token = "store-test-token"
+	sb := sandbox.New(sandbox.Config{StaticToken: token, Logger: zap.NewNop()}) // no WebhookURL: this test is the only notifier
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { sb.Close(); srv.Close() })
+	dep, err := sb.CreateDeposit(b.ctx, sandbox.DepositRequest{Amount: decimal.RequireFromString("5")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctid := ids.SweepTransactionID(dep.ID)
+	walletUSDC := func() decimal.Decimal {
+		for _, w := range sb.Ledger().Wallets {
+			if w.ID == dep.WalletID {
+				return w.Balances["USDC"]
+			}
+		}
+		t.Fatalf("wallet %s not in the sandbox", dep.WalletID)
+		return decimal.Zero
+	}
+	heldBefore := walletUSDC() // the deposit included
+	delivery := func(notificationID string) store.Delivery {
+		return store.Delivery{
+			NotificationID: notificationID, EventType: "CRYPTO_TRANSFER.UPDATED", Body: []byte(`{"id":"` + notificationID + `"}`),
+			Outcome: store.OutcomeDeposit, TransferID: dep.ID,
+			Deposit: &store.DepositInput{
+				TransferID: dep.ID, AccountID: dep.AccountID, WalletID: dep.WalletID, Chain: dep.Chain, Currency: dep.Currency,
+				Amount: dep.Amount, UpstreamStatus: "Closed", Status: store.DepositFinal,
+				ClientTransactionID: ctid, SweepAccountID: dep.AccountID, ToCurrency: "USD",
+			},
+		}
+	}
+
 	const n = 64
 	var wg sync.WaitGroup
 	effects := make(chan store.Effect, 2*n)
@@ -189,14 +229,14 @@ func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			e, err := s.Ingest(b.ctx, deposit("same-notification", "t1", "Closed", store.DepositFinal, "5"))
+			e, err := s.Ingest(b.ctx, delivery("same-notification"))
 			effects <- e
 			errs <- err
 		}()
 		go func(i int) {
 			defer wg.Done()
 			<-start
-			e, err := s.Ingest(b.ctx, deposit(fmt.Sprintf("other-%d", i), "t1", "Closed", store.DepositFinal, "5"))
+			e, err := s.Ingest(b.ctx, delivery(fmt.Sprintf("other-%d", i)))
 			effects <- e
 			errs <- err
 		}(i)
@@ -220,14 +260,78 @@ func TestConcurrentDuplicatesMakeOneDepositAndOneSweep(t *testing.T) {
 	if d, sw := b.count(t, `SELECT count(*) FROM deposits`), b.count(t, `SELECT count(*) FROM sweeps`); d != 1 || sw != 1 {
 		t.Fatalf("deposits=%d sweeps=%d", d, sw)
 	}
+
+	// The real worker sweeps whatever the store holds.
+	client, err := interlace.New(interlace.Config{BaseURL: srv.URL, Tokens: interlace.StaticToken(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sweep.New(sweep.Config{Owner: "store-test", AccountID: dep.AccountID}, s, client, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		row, err := s.Ledger(b.ctx, dep.ID)
+		if err == nil && row.SweepStatus == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("sweep never succeeded: %+v %v", row, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Give a duplicate sweep, if the store had queued one, the time to go out before counting.
+	time.Sleep(700 * time.Millisecond) // > the worker's 500 ms poll interval
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Interlace's side: one transfer out of the deposit's wallet, under the deposit's id, asked for once.
+	led := sb.Ledger()
+	var out []string // "amount under clientTransactionId"
+	for _, tr := range led.InternalTransfers {
+		if tr.Applied && tr.From.ID == dep.WalletID {
+			out = append(out, tr.Amount.String()+" under "+tr.ClientTransactionID)
+		}
+	}
+	if want := dep.Amount.String() + " under " + ctid.String(); len(out) != 1 || out[0] != want {
+		t.Fatalf("upstream transfers out of the deposit's wallet: %q; want exactly one, %s", out, want)
+	}
+	if got := led.RequestsByIdempotencyKey[ctid.String()]; got != 1 {
+		t.Fatalf("%d transfer requests under %s, want 1 (no fault was injected)", got, ctid)
+	}
+	if got, want := walletUSDC(), heldBefore.Sub(dep.Amount); !got.Equal(want) {
+		t.Fatalf("wallet holds %s USDC after the sweep, want %s: the deposit left it other than once", got, want)
+	}
 }
 
+// Concurrent deliveries share transactions, and each caller is answered with its own effect. The batch is
+// forced, not hoped for: while a table lock holds the first transaction, the dispatcher may open a second one
+// only once ParallelAt deliveries wait, so a committed batch of at least ParallelAt is certain (a batcher that
+// committed every delivery alone would report batches of 1 and fail here, on an idle machine as on a busy one).
 func TestBatcherGroupsAndAnswersEach(t *testing.T) {
 	s, b := setup(t)
+	const n, parallelAt = 200, 4
 	var sizes []int
 	var mu sync.Mutex
-	bat := store.NewBatcher(s, store.BatcherOptions{Committers: 1, OnBatch: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
-	const n = 200
+	bat := store.NewBatcher(s, store.BatcherOptions{Committers: 2, MaxBatch: 16, ParallelAt: parallelAt,
+		OnBatch: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+	t.Cleanup(bat.Close)
+
+	lock, err := b.pool.Begin(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback(b.ctx) }()
+	if _, err := lock.Exec(b.ctx, `LOCK TABLE webhook_deliveries IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -239,52 +343,87 @@ func TestBatcherGroupsAndAnswersEach(t *testing.T) {
 			}
 		}(i)
 	}
+	// Both transactions are open and waiting on the lock: the second one carries at least ParallelAt.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a second transaction never opened beside the first (Committers 2, ParallelAt %d)", parallelAt)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := lock.Rollback(b.ctx); err != nil {
+		t.Fatal(err)
+	}
 	wg.Wait()
 	bat.Close()
 	if _, err := bat.Ingest(b.ctx, deposit("late", "t-late", "Closed", store.DepositFinal, "1")); err == nil {
 		t.Fatal("closed batcher accepted a delivery")
 	}
-	total, batches := 0, 0
+	total, largest := 0, 0
 	for _, sz := range sizes {
 		total += sz
-		batches++
+		largest = max(largest, sz)
 	}
 	if total != n {
 		t.Fatalf("committed %d deliveries, want %d", total, n)
 	}
-	if batches >= n {
-		t.Logf("no grouping happened (%d batches) — possible on an idle machine, not an error", batches)
+	if largest < parallelAt || len(sizes) >= n {
+		t.Fatalf("largest committed batch %d in %d batches: want one of at least %d; deliveries were not grouped",
+			largest, len(sizes), parallelAt)
 	}
 	if d, sw := b.count(t, `SELECT count(*) FROM deposits`), b.count(t, `SELECT count(*) FROM sweeps`); d != 50 || sw != 50 {
 		t.Fatalf("deposits=%d sweeps=%d", d, sw)
 	}
 }
 
+// A delivery the database refuses fails only itself, although it shared a transaction with others. The
+// sharing is forced: the first batch is held at the door, so the next one is exactly the four deliveries
+// sent while it waits (ParallelAt 4), the poison among them.
 func TestBatchWithPoisonDeliveryRecordsTheOthers(t *testing.T) {
 	s, b := setup(t)
-	bat := store.NewBatcher(s, store.BatcherOptions{Committers: 1, MaxBatch: 8})
-	defer bat.Close()
+	bat := store.NewBatcher(s, store.BatcherOptions{Committers: 2, MaxBatch: 8, ParallelAt: 4})
+	t.Cleanup(bat.Close) // after the gate's own cleanup has opened it
+	gate := newBatchGate(t)
+	store.WrapIngestBatches(bat, gateBatches[store.Delivery, store.Effect](gate))
 	// A currency longer than any sane code passes Go but is stored; make the poison
 	// a delivery whose outcome violates the table's CHECK instead.
 	poison := store.Delivery{NotificationID: "poison", Body: []byte("{}"), Outcome: "bogus"}
+	const poisonAt = 4
 	var wg sync.WaitGroup
 	results := make([]error, 9)
-	for i := 0; i < 9; i++ {
+	send := func(i int) {
 		wg.Add(1)
-		go func(i int) {
+		go func() {
 			defer wg.Done()
 			d := deposit(fmt.Sprintf("n%d", i), fmt.Sprintf("t%d", i), "Closed", store.DepositFinal, "1")
-			if i == 4 {
+			if i == poisonAt {
 				d = poison
 			}
 			_, results[i] = bat.Ingest(b.ctx, d)
-		}(i)
+		}()
 	}
+	send(0)
+	if got := gate.next(t); got != 1 {
+		t.Fatalf("first batch has %d deliveries, want the lone first one", got)
+	}
+	for _, i := range []int{1, 2, 3, poisonAt} {
+		send(i)
+	}
+	if got := gate.next(t); got != 4 {
+		t.Fatalf("second batch has %d deliveries, want the 4 sent while the first waited", got)
+	}
+	for i := 5; i < 9; i++ {
+		send(i)
+	}
+	gate.open()
 	wg.Wait()
 	for i, err := range results {
-		if (i == 4) != (err != nil) {
+		if (i == poisonAt) != (err != nil) {
 			t.Fatalf("delivery %d: err %v", i, err)
 		}
+	}
+	if failed := gate.failedRuns(); len(failed) != 1 || failed[0] != 4 {
+		t.Fatalf("failed transactions by size %v, want one: the poison's batch of 4", failed)
 	}
 	if n := b.count(t, `SELECT count(*) FROM deposits`); n != 8 {
 		t.Fatalf("deposits = %d, want 8", n)
@@ -342,14 +481,17 @@ func TestClaim(t *testing.T) {
 	t.Run("ExpiredLeaseIsResumedWithTheSameID", func(t *testing.T) {
 		s, b := setup(t)
 		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
-		first := claim(t, s, "dead-worker", 10, 50*time.Millisecond)
+		// The lease is long enough that a loaded machine (CI runs suites in
+		// parallel) cannot let it expire before the second claim.
+		const lease = time.Second
+		first := claim(t, s, "dead-worker", 10, lease)
 		if len(first) != 1 || first[0].Reclaimed {
 			t.Fatalf("first claim %+v", first)
 		}
 		if again := claim(t, s, "other", 10, time.Minute); len(again) != 0 {
 			t.Fatal("a live lease was claimed twice")
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(lease + 100*time.Millisecond)
 		second := claim(t, s, "other", 10, time.Minute)
 		if len(second) != 1 || !second[0].Reclaimed || second[0].Attempts != 2 {
 			t.Fatalf("second claim %+v", second)

@@ -25,10 +25,28 @@ type Recorder interface {
 	Ingest(ctx context.Context, d store.Delivery) (store.Effect, error)
 }
 
+// RefusedSink keeps a sample of deliveries refused with 401. It is called on every such refusal, a
+// flood of garbage included, so it must bound its own cost; the 401 is answered whatever it does.
+type RefusedSink interface {
+	Refused(ctx context.Context, d store.RefusedDelivery) bool
+}
+
+// sampleRefused hands a 401 to the optional RefusedSink with the headers that say how it was signed.
+func (h *Handler) sampleRefused(r *http.Request, body []byte, reason string) {
+	if h.opts.Refused == nil {
+		return
+	}
+	h.opts.Refused.Refused(r.Context(), store.RefusedDelivery{
+		Reason: reason, Signature: r.Header.Get("Signature"), Timestamp: r.Header.Get("Timestamp"),
+		SignatureMethod: r.Header.Get("Signature-Method"), Body: body, BodySize: len(body),
+	})
+}
+
 // Options configure the handler.
 type Options struct {
 	Verifier *Verifier
 	Recorder Recorder
+	Refused  RefusedSink // optional: every delivery refused with 401 (contract §10's sample for `sweeper doctor`)
 	// AccountID is the merchant account; a deposit naming another account is
 	// recorded but never swept.
 	AccountID string
@@ -98,6 +116,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sig := r.Header.Get("Signature")
 	if sig == "" {
+		h.sampleRefused(r, body, "missing Signature header")
 		reject(http.StatusUnauthorized, "bad_signature", "missing Signature header")
 		return
 	}
@@ -107,6 +126,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Verifier.SignsBody() {
 		// The signature covers the raw body: check it before parsing anything.
 		if keyIdx, err = h.opts.Verifier.Verify(sig, body, nil); err != nil {
+			h.sampleRefused(r, body, "signature does not match")
 			reject(http.StatusUnauthorized, "bad_signature", "signature does not match")
 			return
 		}
@@ -125,6 +145,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if keyIdx, err = h.opts.Verifier.Verify(sig, body, env); err != nil {
+			h.sampleRefused(r, body, "signature does not match")
 			reject(http.StatusUnauthorized, "bad_signature", "signature does not match", zap.String("notification_id", safeID(env.ID)))
 			return
 		}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,10 +44,14 @@ func (s *Server) handleFeeAndQuota(c *call) {
 // the transfer is Pending without a hash and becomes Closed with one after WithdrawalDelay.
 func (s *Server) handleCreateChainTransfer(c *call) {
 	var req wireChainTransferReq
-	if !c.decode(&req) || !c.begin(req.IdempotencyKey, c.r.Header.Get("Idempotency-Key")) {
+	if !c.decode(&req) {
 		return
 	}
-	rec, conflict, e := s.createChainTransfer(&req)
+	c.track(req.IdempotencyKey, c.r.Header.Get("Idempotency-Key"))
+	if !c.begin(req.IdempotencyKey, c.r.Header.Get("Idempotency-Key")) {
+		return
+	}
+	rec, conflict, e := s.createChainTransfer(c, &req)
 	if conflict {
 		s.countConflict(req.IdempotencyKey)
 	}
@@ -57,7 +62,7 @@ func (s *Server) handleCreateChainTransfer(c *call) {
 	c.ok(rec.wire(s.cfg.AccountID))
 }
 
-func (s *Server) createChainTransfer(req *wireChainTransferReq) (*chainRec, bool, *apiError) {
+func (s *Server) createChainTransfer(c *call, req *wireChainTransferReq) (*chainRec, bool, *apiError) {
 	if req.IdempotencyKey == "" {
 		return nil, false, invalidf("idempotencyKey is required")
 	}
@@ -99,6 +104,12 @@ func (s *Server) createChainTransfer(req *wireChainTransferReq) (*chainRec, bool
 	s.mu.Lock()
 	if idx, ok := s.chainByKey[req.IdempotencyKey]; ok {
 		r := s.chains[idx]
+		if s.faults.Load().DuplicateAnswer == DuplicateError {
+			c.note(AnswerDuplicateError)
+			s.mu.Unlock()
+			return nil, r.fingerprint != fp, duplicateErr()
+		}
+		c.note(AnswerReplayed)
 		s.mu.Unlock()
 		return r, r.fingerprint != fp, nil
 	}
@@ -127,9 +138,10 @@ func (s *Server) createChainTransfer(req *wireChainTransferReq) (*chainRec, bool
 	s.chains = append(s.chains, rec)
 	idx := len(s.chains) - 1
 	s.chainByKey[rec.IdempotencyKey] = idx
-	xr := xref{idx: idx}
+	xr := xref{idx: idx, createMs: now.UnixMilli()}
 	s.transfers = append(s.transfers, xr)
 	s.transferByID[rec.ID] = xr
+	c.note(AnswerApplied)
 	s.mu.Unlock()
 
 	var pending *notification
@@ -183,7 +195,7 @@ func (c *chainRec) wire(accountID string) wireCryptoTransfer {
 func (s *Server) transferWireLocked(xr xref) wireCryptoTransfer {
 	if xr.deposit {
 		d := s.deposits[xr.idx]
-		return d.wire(d.Status, d.created)
+		return d.wire(d.Status, d.updated)
 	}
 	return s.chains[xr.idx].wire(s.cfg.AccountID)
 }
@@ -208,29 +220,57 @@ func (s *Server) handleGetTransfer(c *call) {
 	c.ok(out)
 }
 
+// Interlace's documented limits of the list endpoint.
 const (
-	defaultListLimit = 100
-	maxListLimit     = 1000
+	defaultListLimit = 10
+	maxListLimit     = 100
 )
 
-// GET /open-api/v3/cryptoconnect/transfers?accountId=&walletId=&page=&limit= — deposits and withdrawals,
-// newest first, as {list, total} in envelope B. page starts at 1; limit defaults to 100 (max 1000).
+// GET /open-api/v3/cryptoconnect/transfers?accountId=&walletId=&startTime=&endTime=&page=&limit= — deposits and
+// withdrawals, newest first, as {list, total} in envelope B, with Interlace's documented limits:
+//   - accountId is required (business error without it); another account's list is empty;
+//   - limit is 1..100, default 10; page starts at 1. Anything else (0, 101, junk) is a business error, never
+//     clamped, so a client that pages wrongly finds out;
+//   - startTime and endTime are ms epochs filtering on createTime as the half-open window
+//     startTime <= createTime < endTime (the documentation is silent; half-open windows tile without overlap
+//     or gap), each optional; startTime > endTime is an error;
+//   - walletId keeps the transfers of one CryptoConnect wallet;
+//   - total is the number of matching transfers, as a string like every v3 list.
 func (s *Server) handleListTransfers(c *call) {
 	if !c.begin() {
 		return
 	}
 	q := c.r.URL.Query()
-	page, e := positiveParam(q.Get("page"), 1, 1<<30)
+	acct := q.Get("accountId")
+	if acct == "" {
+		c.fail(invalidf("accountId is required"))
+		return
+	}
+	page, e := intParam(q, "page", 1, 1, 1<<30)
 	if e != nil {
 		c.fail(e)
 		return
 	}
-	limit, e := positiveParam(q.Get("limit"), defaultListLimit, maxListLimit)
+	limit, e := intParam(q, "limit", defaultListLimit, 1, maxListLimit)
 	if e != nil {
 		c.fail(e)
 		return
 	}
-	if acct := q.Get("accountId"); acct != "" && acct != s.cfg.AccountID {
+	start, e := intParam(q, "startTime", 0, 0, 1<<53)
+	if e != nil {
+		c.fail(e)
+		return
+	}
+	end, e := intParam(q, "endTime", 1<<53, 0, 1<<53)
+	if e != nil {
+		c.fail(e)
+		return
+	}
+	if start > end {
+		c.fail(invalidf("startTime %d is after endTime %d", start, end))
+		return
+	}
+	if acct != s.cfg.AccountID {
 		c.ok(newList[wireCryptoTransfer](nil, 0))
 		return
 	}
@@ -241,6 +281,9 @@ func (s *Server) handleListTransfers(c *call) {
 	s.mu.Lock()
 	for i := len(s.transfers) - 1; i >= 0; i-- {
 		xr := s.transfers[i]
+		if xr.createMs < int64(start) || xr.createMs >= int64(end) {
+			continue
+		}
 		if walletID != "" {
 			var wid string
 			if xr.deposit {
@@ -261,13 +304,16 @@ func (s *Server) handleListTransfers(c *call) {
 	c.ok(newList(out, total))
 }
 
-func positiveParam(v string, def, maxV int) (int, *apiError) {
+// intParam reads an optional integer query parameter within [lo, hi]; absent means def. Out of range or junk
+// is a business error: Interlace's limits are enforced, not clamped.
+func intParam(q url.Values, name string, def, lo, hi int) (int, *apiError) {
+	v := q.Get(name)
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, invalidf("%q is not a positive integer", v)
+	if err != nil || n < lo || n > hi {
+		return 0, invalidf("%s must be an integer between %d and %d, got %q", name, lo, hi, v)
 	}
-	return min(n, maxV), nil
+	return n, nil
 }

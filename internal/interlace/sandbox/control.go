@@ -35,7 +35,7 @@ func (s *Server) handlePutFaults(w http.ResponseWriter, r *http.Request) {
 	if !decodeControl(w, r, &f) {
 		return
 	}
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		writeControlError(w, err)
 		return
 	}

@@ -82,10 +82,14 @@ func (s *Server) handleEstimateQuote(c *call) {
 // any wallet holding enough; the crypto lands in the same wallet, answered as baseWalletId.
 func (s *Server) handleCreateTrade(c *call) {
 	var req wireQuoteReq
-	if !c.decode(&req) || !c.begin(req.ReferenceID, c.r.Header.Get("Idempotency-Key")) {
+	if !c.decode(&req) {
 		return
 	}
-	rec, conflict, e := s.createTrade(&req)
+	c.track(req.ReferenceID, c.r.Header.Get("Idempotency-Key"))
+	if !c.begin(req.ReferenceID, c.r.Header.Get("Idempotency-Key")) {
+		return
+	}
+	rec, conflict, e := s.createTrade(c, &req)
 	if conflict {
 		s.countConflict(req.ReferenceID)
 	}
@@ -96,7 +100,7 @@ func (s *Server) handleCreateTrade(c *call) {
 	c.write(200, rec.body)
 }
 
-func (s *Server) createTrade(req *wireQuoteReq) (*tradeRec, bool, *apiError) {
+func (s *Server) createTrade(c *call, req *wireQuoteReq) (*tradeRec, bool, *apiError) {
 	if req.ReferenceID == "" {
 		return nil, false, invalidf("referenceId is required")
 	}
@@ -109,6 +113,8 @@ func (s *Server) createTrade(req *wireQuoteReq) (*tradeRec, bool, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock() // in-memory only
 	if r := s.tradesByRef[req.ReferenceID]; r != nil {
+		// Trades always replay (Faults.DuplicateAnswer covers transfers only, as contract §12 says).
+		c.note(AnswerReplayed)
 		return r, r.fingerprint != fp, nil
 	}
 	w := s.usdPayerLocked(q.rfqAmount)
@@ -141,6 +147,7 @@ func (s *Server) createTrade(req *wireQuoteReq) (*tradeRec, bool, *apiError) {
 	rec.body = b
 	s.trades = append(s.trades, rec)
 	s.tradesByRef[rec.ReferenceID] = rec
+	c.note(AnswerApplied)
 	return rec, false, nil
 }
 

@@ -21,8 +21,10 @@
 //
 // Envelope {"code":0,"message":"ok","data":…}: GET /open-api/v3/cryptoconnect/convert/currency-pair,
 // POST /open-api/v3/cryptoconnect/transfers/fee-and-quota, POST /open-api/v3/cryptoconnect/transfers,
-// GET /open-api/v3/cryptoconnect/transfers/{id}, GET /open-api/v3/cryptoconnect/transfers (deposits and
-// withdrawals, newest first, ?walletId=&page=&limit=).
+// GET /open-api/v3/cryptoconnect/transfers/{id} (a deposit, with its current status, or a withdrawal),
+// GET /open-api/v3/cryptoconnect/transfers (deposits and withdrawals, newest first; accountId required, limit
+// 1..100 default 10, page from 1, startTime <= createTime < endTime in ms, walletId; out of range is a business
+// error, never clamped).
 //
 // Business errors are HTTP 200 with a non-success code in the endpoint's envelope and "data":null: 010001
 // invalid parameter, 010021 unknown wallet/balance/transfer, 010023 insufficient balance (10001, 10021, 10023 in
@@ -30,6 +32,16 @@
 //
 // Control endpoints (no token, never faulted): POST /sandbox/deposits, GET /sandbox/ledger, GET and PUT
 // /sandbox/faults (PUT replaces every field).
+//
+// # Realism (contract §12)
+//
+// Faults beyond the transport ones, each off by default so the quick start stays friendly: DuplicateAnswer
+// ("error": code 100409 for a repeated transfer key), PendingRate/PendingMs (internal transfers answered
+// PENDING, applied later or FAILED), DropWebhookRate, LegacyEnvelopeRate, RefundAfterCloseRate and
+// BudgetBalance. Balances are enforced on every movement (code 010023); Config.EmptyMaster starts the master
+// wallet empty. The Ledger is the oracle of the chaos verdict: per deposit its current status and the faults
+// drawn for it, per internal transfer its status and whether it was applied, and per idempotency key the class
+// of every answer given.
 //
 // # Choices where the documentation is silent
 //
@@ -39,8 +51,15 @@
 //   - Retry intervals run from the end of the previous attempt; the Timestamp header is the attempt's time, so
 //     it changes between retries while the body and its signature do not.
 //   - A repeated idempotencyKey of a blockchain transfer answers the transfer in its current state (it may
-//     have been Closed meanwhile); internal transfers and trades replay their first answer byte for byte. Only
-//     successes are remembered, so a request refused for lack of funds can succeed later under the same key.
+//     have been Closed meanwhile); internal transfers answer their current state too (PENDING, then CLOSED or
+//     FAILED; a CLOSED answer is byte for byte the same every time) and trades replay their first answer. Only
+//     accepted requests are remembered, so a request refused for lack of funds can succeed later under the same
+//     key. DuplicateAnswer "error" applies to internal and blockchain transfers, not to trades.
+//   - A PENDING internal transfer checks the balance only when it is applied, PendingMs after it was accepted.
+//   - A deposit's faults are drawn once when it arrives: a dropped deposit gets no notification at all (its
+//     refund included); a legacy one gets all its notifications in the legacy envelope, its businessType drawn
+//     from CryptoConnectWallet and AssetsDeposit; a refund happens RefundDelay after the Closed notification's
+//     first attempt (or after arrival when nothing is sent) and is all or nothing.
 //   - TimeoutAfterCommit closes the connection without a byte of answer. Go's http.Transport transparently
 //     resends a request carrying an Idempotency-Key header once when this happens on a reused keep-alive
 //     connection, so such clients see fewer drops than the configured rate (the resend is idempotent, and

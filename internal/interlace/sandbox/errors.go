@@ -11,6 +11,7 @@ var (
 	ErrInvalid             = errors.New("invalid parameter")
 	ErrNotFound            = errors.New("not found")
 	ErrInsufficientBalance = errors.New("insufficient balance")
+	ErrDuplicate           = errors.New("duplicate")
 )
 
 // Interlace business codes used by the sandbox. "010023" and "010021" are the codes reported for insufficient
@@ -22,6 +23,8 @@ const (
 	codeInsufficient = "010023"
 	codeUnauthorized = "010401"
 	codeUnavailable  = "010500"
+	// codeDuplicate is what Faults.DuplicateAnswer "error" answers to a repeated key (contract §12).
+	codeDuplicate = "100409"
 )
 
 // apiError is a business error: it travels as a non-success code in the endpoint's envelope.
@@ -53,4 +56,10 @@ func notFoundf(format string, a ...any) *apiError {
 
 func insufficientf(format string, a ...any) *apiError {
 	return &apiError{kind: ErrInsufficientBalance, code: codeInsufficient, msg: fmt.Sprintf(format, a...)}
+}
+
+// duplicateErr is the answer to a repeated idempotency key under Faults.DuplicateAnswer "error". The message is
+// contract §12's, on blockchain transfers too.
+func duplicateErr() *apiError {
+	return &apiError{kind: ErrDuplicate, code: codeDuplicate, msg: "duplicate clientTransactionId"}
 }

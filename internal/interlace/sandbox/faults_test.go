@@ -152,9 +152,9 @@ func TestLedgerEndpoint(t *testing.T) {
 	}
 	want := `{"accountId":"a","infinity":{"id":"i","currency":"USD","available":"1"},
 "wallets":[{"id":"w","referenceId":"","nickname":"n","master":true,"balances":{"USDC":"1","USDT":"1"},"addresses":[{"currency":"USDC","chain":"ETH","address":"0x","selected":true}]}],
-"deposits":[{"id":"d","accountId":"a","walletId":"w","currency":"USDC","chain":"ETH","amount":"1","status":"Closed","transactionHash":"0x","address":"0x","fromAddress":"0x","createTime":"1","notificationsSent":0,"deliveryAttempts":0,"notificationsFailed":0}],
-"internalTransfers":[{"id":"1","clientTransactionId":"c","from":{"businessType":2,"id":"w","currency":"USDC"},"to":{"businessType":0,"id":"i","currency":"USD"},"walletId":"w","amount":"1","fee":"0","credited":"1","createTime":"1"}],
-"trades":[],"blockchainTransfers":[],"requestsByIdempotencyKey":{"l-1":1},"idempotencyConflicts":{}}`
+"deposits":[{"id":"d","accountId":"a","walletId":"w","currency":"USDC","chain":"ETH","amount":"1","status":"Closed","transactionHash":"0x","address":"0x","fromAddress":"0x","createTime":"1","updateTime":"1","webhooksDropped":false,"legacyEnvelope":false,"notificationsSent":0,"deliveryAttempts":0,"notificationsFailed":0}],
+"internalTransfers":[{"id":"1","clientTransactionId":"c","from":{"businessType":2,"id":"w","currency":"USDC"},"to":{"businessType":0,"id":"i","currency":"USD"},"walletId":"w","amount":"1","fee":"0","credited":"1","createTime":"1","status":"CLOSED","applied":true,"updateTime":"1"}],
+"trades":[],"blockchainTransfers":[],"requestsByIdempotencyKey":{"l-1":1},"idempotencyConflicts":{},"answersByIdempotencyKey":{"l-1":["applied"]}}`
 	assertShape(t, "ledger", mustJSON(t, want), m)
 	if str(m, "infinity", "available") != "56847.515" {
 		t.Errorf("infinity = %v", m["infinity"])

@@ -20,9 +20,11 @@ const (
 {"currency":"USDT","available":"0","frozen":"0"}],"addresses":[]}}`
 	guideAddress = `{"code":"000000","message":"success","data":{"currency":"USDC","chain":"ETH",
 "address":"0xd8b5f8e714d70e5cff389c5c2bf51d27e61c92c2","selected":true}}`
+	// The guide's example plus objectType, which live answers carry (interlace-api-facts) and the sandbox
+	// answers so that clients can tell the Infinity balance from a Budget one.
 	guideCardWallets = `{"code":"000000","message":"success","data":{"list":[{"id":"63b2af21-1e8c-407b-8df9-10adc05963aa",
 "accountId":"b27c8873-e400-47cd-adc1-035cfa0d5347","createTime":"1700620189590","currency":"USD","walletType":0,
-"available":"56846.52"}],"total":"1"}}`
+"objectType":0,"available":"56846.52"}],"total":"1"}}`
 	guideCryptoToInfinity = `{"code":"000000","message":"success","data":{"clientTransactionId":"a0f57479-8218-4844-bec6-e819a38af55a",
 "id":"1986315238040416258","status":"CLOSED","accountTransferType":"SAME_ACCOUNT",
 "from":{"id":"32aae8b7-4a69-474f-b7d5-337e190af878","transferId":"33dd4cfb-ab69-4fd3-b472-358c89f2acb9",

@@ -28,7 +28,41 @@ type Ledger struct {
 	// IdempotencyConflicts counts replays of a key whose request differed from the first one (a client bug:
 	// the sandbox still answers the first result, as Interlace does).
 	IdempotencyConflicts map[string]int `json:"idempotencyConflicts"`
+	// AnswersByIdempotencyKey is, per key of a money-moving request (internal transfer clientTransactionId and
+	// Idempotency-Key header, trade referenceId, blockchain transfer idempotencyKey), the class of every answer
+	// the sandbox gave, in the order given. The classes:
+	//   - AnswerApplied: a new transfer or trade, applied (internal transfer answered CLOSED; a blockchain
+	//     transfer debited and answered Pending on its way to the chain);
+	//   - AnswerPending: an internal transfer answered PENDING, new or replayed before it was applied: nothing
+	//     has moved yet;
+	//   - AnswerReplayed: a known key answered with the existing record (CLOSED, FAILED, a trade, a withdrawal in
+	//     its current state); InternalTransfers says whether the money moved;
+	//   - AnswerDuplicateError: a known key answered 100409 (Faults.DuplicateAnswer "error");
+	//   - AnswerRejected: a business error; nothing was recorded under the key and nothing moved;
+	//   - AnswerFault: an injected 5xx/429; nothing was applied;
+	//   - "dropped:" + one of the above: the answer was lost by TimeoutAfterCommit (the connection was closed
+	//     instead), so the client cannot know it.
+	// A request that never reached a handler (no or bad token, an unreadable body) has no key and no entry.
+	AnswersByIdempotencyKey map[string][]string `json:"answersByIdempotencyKey"`
 }
+
+// Answer classes of AnswersByIdempotencyKey.
+const (
+	AnswerApplied        = "applied"
+	AnswerPending        = "pending"
+	AnswerReplayed       = "replayed"
+	AnswerDuplicateError = "duplicate_error"
+	AnswerRejected       = "rejected"
+	AnswerFault          = "fault"
+	AnswerDroppedPrefix  = "dropped:"
+)
+
+// Refund states of a deposit (Deposit.Refund).
+const (
+	RefundScheduled = "scheduled" // rolled; waiting for RefundDelay after the Closed notification
+	RefundDone      = "refunded"  // the wallet was debited and the deposit reads Refunded
+	RefundSkipped   = "skipped"   // the wallet no longer held the amount (swept): nothing happened
+)
 
 // InfinityBalance is the account's Infinity Account (USD) balance.
 type InfinityBalance struct {
@@ -68,17 +102,29 @@ type DeliveryCounts struct {
 
 // Deposit is an on-chain deposit into a CryptoConnect wallet (POST /sandbox/deposits).
 type Deposit struct {
-	ID              string          `json:"id"`
-	AccountID       string          `json:"accountId"`
-	WalletID        string          `json:"walletId"`
-	Currency        string          `json:"currency"`
-	Chain           string          `json:"chain"`
-	Amount          decimal.Decimal `json:"amount"`
-	Status          string          `json:"status"`
-	TransactionHash string          `json:"transactionHash"`
-	Address         string          `json:"address"`     // the wallet's deposit address on that chain
-	FromAddress     string          `json:"fromAddress"` // the (random) sender
-	CreateTime      string          `json:"createTime"`
+	ID        string          `json:"id"`
+	AccountID string          `json:"accountId"`
+	WalletID  string          `json:"walletId"`
+	Currency  string          `json:"currency"`
+	Chain     string          `json:"chain"`
+	Amount    decimal.Decimal `json:"amount"`
+	// Status is the deposit's current status: "Closed", or "Refunded" once refunded.
+	Status          string `json:"status"`
+	TransactionHash string `json:"transactionHash"`
+	Address         string `json:"address"`     // the wallet's deposit address on that chain
+	FromAddress     string `json:"fromAddress"` // the (random) sender
+	CreateTime      string `json:"createTime"`
+	UpdateTime      string `json:"updateTime"`
+	// WebhooksDropped: Faults.DropWebhookRate rolled for it, so no notification was or will be sent.
+	WebhooksDropped bool `json:"webhooksDropped"`
+	// LegacyEnvelope: its notifications go out in the legacy envelope (Faults.LegacyEnvelopeRate), unsigned
+	// by header; LegacyBusinessType is the envelope's businessType.
+	LegacyEnvelope     bool   `json:"legacyEnvelope"`
+	LegacyBusinessType string `json:"legacyBusinessType,omitempty"`
+	// Refund is "" (none planned), RefundScheduled, RefundDone or RefundSkipped; RefundNote says why a refund
+	// was skipped.
+	Refund     string `json:"refund,omitempty"`
+	RefundNote string `json:"refundNote,omitempty"`
 	DeliveryCounts
 }
 
@@ -89,7 +135,8 @@ type TransferSide struct {
 	Currency     string `json:"currency"`
 }
 
-// InternalTransfer is an applied POST /open-api/v3/business/transfer/internal.
+// InternalTransfer is an accepted POST /open-api/v3/business/transfer/internal: applied at once (CLOSED), or
+// answered PENDING and later CLOSED (applied) or FAILED (nothing moved). Rejected requests are not listed.
 type InternalTransfer struct {
 	ID                  string          `json:"id"`
 	ClientTransactionID string          `json:"clientTransactionId"`
@@ -101,6 +148,12 @@ type InternalTransfer struct {
 	Fee                 decimal.Decimal `json:"fee"`
 	Credited            decimal.Decimal `json:"credited"`
 	CreateTime          string          `json:"createTime"`
+	// Status is "CLOSED", "PENDING" or "FAILED"; Applied says whether the money moved (only when CLOSED).
+	Status  string `json:"status"`
+	Applied bool   `json:"applied"`
+	// Reason says why a PENDING transfer ended FAILED.
+	Reason     string `json:"reason,omitempty"`
+	UpdateTime string `json:"updateTime"`
 }
 
 // Trade is an applied convert trade.
@@ -202,10 +255,14 @@ func (w *wallet) wire(accountID string) wireWallet {
 	}
 }
 
+// depositRec is immutable once stored: a refund stores a new record at the same index (copy-on-write), so
+// snapshots taken earlier stay consistent.
 type depositRec struct {
-	Deposit // immutable once stored
+	Deposit
 	stats   *deliveryStats
 	created time.Time
+	updated time.Time
+	idx     int // in Server.deposits
 }
 
 func (d *depositRec) snapshot() Deposit {
@@ -228,10 +285,15 @@ func (c *chainRec) snapshot() BlockchainTransfer {
 	return out
 }
 
+// internalRec is immutable once stored: applying a PENDING transfer stores a new record at the same index.
 type internalRec struct {
 	InternalTransfer
+	idx         int    // in Server.internals
 	fingerprint string // the request, to detect a key replayed with a different body
-	body        []byte // the first answer, replayed byte for byte
+	body        []byte // the answer for the record's current status, replayed byte for byte
+	plan        transferPlan
+	fromXferID  string // the legs' transferIds, the same in every answer
+	toXferID    string
 }
 
 type tradeRec struct {
@@ -242,8 +304,9 @@ type tradeRec struct {
 
 // xref locates a deposit or a blockchain transfer (they share the transfer id space and list).
 type xref struct {
-	deposit bool
-	idx     int
+	deposit  bool
+	idx      int
+	createMs int64 // createTime, for the list's startTime/endTime filter
 }
 
 // Ledger returns a consistent snapshot. The lock is held only to copy pointers and small headers (records are
@@ -269,6 +332,10 @@ func (s *Server) Ledger() Ledger {
 	s.keysMu.Lock()
 	keys := maps.Clone(s.keyCounts)
 	conflicts := maps.Clone(s.conflicts)
+	answers := make(map[string][]string, len(s.answers))
+	for k, v := range s.answers {
+		answers[k] = slices.Clone(v)
+	}
 	s.keysMu.Unlock()
 
 	l := Ledger{
@@ -281,6 +348,7 @@ func (s *Server) Ledger() Ledger {
 		BlockchainTransfers:      make([]BlockchainTransfer, len(chs)),
 		RequestsByIdempotencyKey: keys,
 		IdempotencyConflicts:     conflicts,
+		AnswersByIdempotencyKey:  answers,
 	}
 	for i, w := range ws {
 		addrs := slices.Clone(w.addrs)

@@ -38,8 +38,9 @@ type Server struct {
 	authIssued int
 
 	keysMu    sync.Mutex
-	keyCounts map[string]int // idempotency key -> number of requests that carried it
-	conflicts map[string]int // idempotency key -> replays whose body differed from the first request
+	keyCounts map[string]int      // idempotency key -> number of requests that carried it
+	conflicts map[string]int      // idempotency key -> replays whose body differed from the first request
+	answers   map[string][]string // idempotency key -> class of every answer, in order (Ledger.AnswersByIdempotencyKey)
 
 	mu             sync.Mutex // the ledger; see the type comment
 	infinity       decimal.Decimal
@@ -48,13 +49,13 @@ type Server struct {
 	walletOrder    []*wallet
 	walletsByRef   map[string]*wallet
 	lastUSDFunded  *wallet
-	internals      []*internalRec
-	internalByCTID map[string]*internalRec
-	internalByHdr  map[string]*internalRec
+	internals      []*internalRec // copy-on-write records: an update replaces the pointer
+	internalByCTID map[string]int // index in internals
+	internalByHdr  map[string]int
 	trades         []*tradeRec
 	tradesByRef    map[string]*tradeRec
-	deposits       []*depositRec
-	chains         []*chainRec // copy-on-write records: an update replaces the pointer
+	deposits       []*depositRec // copy-on-write records: a refund replaces the pointer
+	chains         []*chainRec   // copy-on-write records: an update replaces the pointer
 	chainByKey     map[string]int
 	transfers      []xref // deposits and blockchain transfers in creation order (the list endpoint)
 	transferByID   map[string]xref
@@ -79,12 +80,13 @@ func New(cfg Config) *Server {
 		refreshes:      map[string]time.Time{},
 		keyCounts:      map[string]int{},
 		conflicts:      map[string]int{},
+		answers:        map[string][]string{},
 		infinity:       cfg.InfinityAvailable,
 		created:        now,
 		wallets:        map[string]*wallet{},
 		walletsByRef:   map[string]*wallet{},
-		internalByCTID: map[string]*internalRec{},
-		internalByHdr:  map[string]*internalRec{},
+		internalByCTID: map[string]int{},
+		internalByHdr:  map[string]int{},
 		tradesByRef:    map[string]*tradeRec{},
 		chainByKey:     map[string]int{},
 		transferByID:   map[string]xref{},
@@ -97,10 +99,11 @@ func New(cfg Config) *Server {
 		nickname:   "Master",
 		master:     true,
 		createTime: now,
-		balances: map[string]decimal.Decimal{
-			"USDC": decimal.NewFromInt(1000),
-			"USDT": decimal.NewFromInt(1000),
-		},
+		balances:   map[string]decimal.Decimal{},
+	}
+	if !cfg.EmptyMaster {
+		master.balances["USDC"] = decimal.NewFromInt(1000)
+		master.balances["USDT"] = decimal.NewFromInt(1000)
 	}
 	s.wallets[master.id] = master
 	s.walletOrder = append(s.walletOrder, master)
@@ -130,9 +133,7 @@ func (s *Server) CurrentFaults() Faults { return *s.faults.Load() }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /open-api/oauth/authorize", s.handleAuthorize)
-	m.HandleFunc("POST /open-api/oauth/access-token", s.handleAccessToken)
-	m.HandleFunc("POST /open-api/oauth/refresh-token", s.handleRefreshToken)
+	s.oauthRoutes(m)
 
 	s.api(m, "POST /open-api/v3/cryptoconnect/wallets", familyA, s.handleCreateWallet)
 	s.api(m, "GET /open-api/v3/cryptoconnect/wallets/{id}", familyA, s.handleGetWallet)
@@ -175,6 +176,38 @@ type call struct {
 	r    *http.Request
 	fam  family
 	drop bool // TimeoutAfterCommit rolled: apply, then hang up instead of answering
+
+	tracked []string // keys whose answers are recorded in AnswersByIdempotencyKey (see track)
+	noted   bool     // the answer's class is recorded
+}
+
+// track makes the call's answer recorded under each distinct non-empty key. Money-moving handlers call it
+// before begin, so that an injected fault is recorded too.
+func (c *call) track(keys ...string) {
+	for i, k := range keys {
+		if k != "" && !containsBefore(keys, i, k) {
+			c.tracked = append(c.tracked, k)
+		}
+	}
+}
+
+// note records the class of the call's answer, once: the first class noted wins. Handlers note inside the
+// ledger's critical section where the outcome is decided, so that concurrent requests for one key are
+// recorded in the order they were decided, not in the order their answers were written. A dropped answer
+// (TimeoutAfterCommit) is recorded as "dropped:<class>".
+func (c *call) note(class string) {
+	if c.noted || len(c.tracked) == 0 {
+		return
+	}
+	c.noted = true
+	if c.drop {
+		class = AnswerDroppedPrefix + class
+	}
+	c.s.keysMu.Lock()
+	for _, k := range c.tracked {
+		c.s.answers[k] = append(c.s.answers[k], class)
+	}
+	c.s.keysMu.Unlock()
 }
 
 // decode reads the JSON body into v; on failure it answers with a business error and returns false.
@@ -216,6 +249,7 @@ func (c *call) begin(keys ...string) bool {
 		if st == http.StatusTooManyRequests {
 			c.w.Header().Set("Retry-After", "1")
 		}
+		c.note(AnswerFault)
 		c.write(st, errorBody(c.fam, &apiError{code: codeUnavailable, msg: "injected fault: " + http.StatusText(st)}))
 		return false
 	}
@@ -235,8 +269,12 @@ func (c *call) ok(data any) {
 	c.write(http.StatusOK, b)
 }
 
-// fail answers a business error: HTTP 200 with a non-success code, as Interlace does.
-func (c *call) fail(e *apiError) { c.write(http.StatusOK, errorBody(c.fam, e)) }
+// fail answers a business error: HTTP 200 with a non-success code, as Interlace does. Unless the handler
+// noted another class (duplicate_error), the answer is a rejection.
+func (c *call) fail(e *apiError) {
+	c.note(AnswerRejected)
+	c.write(http.StatusOK, errorBody(c.fam, e))
+}
 
 func (c *call) write(status int, body []byte) {
 	if c.drop {

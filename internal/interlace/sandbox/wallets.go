@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,8 +94,18 @@ func (s *Server) handleCreateAddress(c *call) {
 	c.ok(a)
 }
 
-// GET /open-api/v3/cards/wallets?accountId=&walletType=0 — the Infinity Account balance. Other wallet types
-// (budgets, prepaid cards) do not exist in the sandbox, so they list empty.
+// Card wallet object types (interlace-api-facts: objectType 0 Infinity, 1 Budget, 2 prepaid card).
+const (
+	objectInfinity = 0
+	objectBudget   = 1
+)
+
+// GET /open-api/v3/cards/wallets?accountId=&objectType= — the account's card-side balances: the Infinity
+// Account USD balance (objectType 0, walletType 0), and, while Faults.BudgetBalance is on, a Budget USD balance
+// (objectType 1, but walletType 0 too) listed BEFORE it. objectType is the documented filter and is honoured
+// (0: Infinity only, 1: Budget only, 2: empty); walletType is not a filter here (the guide sends it, the
+// reference does not document it), so a client that sends walletType=0 alone and takes the first USD entry
+// picks the Budget. Another account's list is empty.
 func (s *Server) handleCardWallets(c *call) {
 	if !c.begin() {
 		return
@@ -105,23 +116,34 @@ func (s *Server) handleCardWallets(c *call) {
 		c.fail(invalidf("accountId is required"))
 		return
 	}
-	typ := q.Get("walletType")
-	if typ == "" {
-		typ = q.Get("objectType")
+	objectType := -1
+	if v := q.Get("objectType"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			c.fail(invalidf("objectType must be 0, 1 or 2, got %q", v))
+			return
+		}
+		objectType = n
 	}
-	if acct != s.cfg.AccountID || (typ != "" && typ != "0") {
+	if acct != s.cfg.AccountID {
 		c.ok(newList[wireCardWallet](nil, 0))
 		return
 	}
 	s.mu.Lock()
 	avail := s.infinity
 	s.mu.Unlock()
-	c.ok(newList([]wireCardWallet{{
-		ID:         s.cfg.InfinityWalletID,
-		AccountID:  s.cfg.AccountID,
-		CreateTime: msString(s.created),
-		Currency:   "USD",
-		WalletType: 0,
-		Available:  avail.String(),
-	}}, 1))
+	var out []wireCardWallet
+	if s.faults.Load().BudgetBalance && (objectType == -1 || objectType == objectBudget) {
+		out = append(out, wireCardWallet{
+			ID: s.cfg.BudgetWalletID, AccountID: s.cfg.AccountID, CreateTime: msString(s.created), Currency: "USD",
+			WalletType: 0, ObjectType: objectBudget, Available: s.cfg.BudgetAvailable.String(),
+		})
+	}
+	if objectType == -1 || objectType == objectInfinity {
+		out = append(out, wireCardWallet{
+			ID: s.cfg.InfinityWalletID, AccountID: s.cfg.AccountID, CreateTime: msString(s.created), Currency: "USD",
+			WalletType: 0, ObjectType: objectInfinity, Available: avail.String(),
+		})
+	}
+	c.ok(newList(out, len(out)))
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -59,9 +60,48 @@ type notification struct {
 	stats     *deliveryStats
 	delivered atomic.Bool
 
+	// legacy: the legacy envelope, signed in its body's "sign" field; no Signature/Timestamp headers.
+	legacy bool
+
 	mu        sync.Mutex
 	attempted bool          // the first attempt has finished
 	next      *notification // released once the first attempt has finished (Pending before Closed)
+	// afterFirst runs once the first attempt has finished, delivered or not (it schedules a refund after the
+	// Closed notification). Set before the notification is released.
+	afterFirst func()
+}
+
+// Legacy envelope businessType values (contract §9; interlace-api-facts). Which one a deposit gets is drawn at
+// random, so receivers must not depend on either.
+var legacyBusinessTypes = [...]string{"CryptoConnectWallet", "AssetsDeposit"}
+
+// wireLegacyNotification is the legacy envelope: data is the transfer object itself (not a string), and sign is
+// the lowercase hex HMAC-SHA256 of data's exact bytes in the body.
+type wireLegacyNotification struct {
+	ID           string          `json:"id"`
+	BusinessType string          `json:"businessType"`
+	Data         json.RawMessage `json:"data"`
+	Sign         string          `json:"sign"`
+}
+
+// newLegacyNotification builds a notification in the legacy envelope. The signed bytes are the data bytes as
+// they appear in the body: json.Marshal copies an already compact RawMessage unchanged.
+func (s *Server) newLegacyNotification(businessType string, resource any, stats *deliveryStats) *notification {
+	data, err := json.Marshal(resource)
+	if err != nil {
+		panic("sandbox: encode webhook resource: " + err.Error())
+	}
+	mac := hmac.New(sha256.New, []byte(s.cfg.WebhookSecret))
+	mac.Write(data)
+	env := wireLegacyNotification{ID: s.rng.uuid(), BusinessType: businessType, Data: data, Sign: hex.EncodeToString(mac.Sum(nil))}
+	body, err := json.Marshal(env)
+	if err != nil {
+		panic("sandbox: encode webhook: " + err.Error())
+	}
+	if !bytes.Contains(body, data) {
+		panic("sandbox: legacy envelope does not carry the signed data bytes verbatim")
+	}
+	return &notification{id: env.ID, body: body, stats: stats, legacy: true}
 }
 
 func (s *Server) newNotification(eventType string, resource any, stats *deliveryStats) *notification {
@@ -134,11 +174,14 @@ func (s *Server) attempt(ctx context.Context, n *notification, retry int, duplic
 	if retry == 0 && !duplicate {
 		n.mu.Lock()
 		n.attempted = true
-		next := n.next
-		n.next = nil
+		next, after := n.next, n.afterFirst
+		n.next, n.afterFirst = nil, nil
 		n.mu.Unlock()
 		if next != nil {
 			s.release(next)
+		}
+		if after != nil {
+			after()
 		}
 	}
 	if ok || duplicate {
@@ -163,10 +206,12 @@ func (s *Server) post(ctx context.Context, n *notification) bool {
 		return false
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Signature-Method", "HMAC-SHA256")
-	req.Header.Set("Signature", n.signature)
-	// The attempt's own time, so a receiver with a freshness window accepts a retry sent hours later.
-	req.Header.Set("Timestamp", strconv.FormatInt(time.Now().UnixMilli(), 10))
+	if !n.legacy {
+		req.Header.Set("Signature-Method", "HMAC-SHA256")
+		req.Header.Set("Signature", n.signature)
+		// The attempt's own time, so a receiver with a freshness window accepts a retry sent hours later.
+		req.Header.Set("Timestamp", strconv.FormatInt(time.Now().UnixMilli(), 10))
+	}
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		s.log.Debug("sandbox: webhook attempt failed", zap.String("notification", n.id), zap.Error(err))

@@ -158,6 +158,7 @@ type wireCardWallet struct {
 	CreateTime string `json:"createTime"`
 	Currency   string `json:"currency"`
 	WalletType int    `json:"walletType"`
+	ObjectType int    `json:"objectType"` // absent from the guide's example; live answers carry it (api facts)
 	Available  string `json:"available"`
 }
 
