@@ -215,11 +215,13 @@ BEGIN
                                CASE WHEN p_record THEN 'Interlace''s record' ELSE 'a later notification' END,
                                p_upstream_status, p_amount, p_currency, p_wallet_id);
             SELECT status INTO v_sweep FROM sweeps WHERE deposit_id = p_transfer_id FOR UPDATE;
-            IF v_sweep = 'pending' THEN
+            IF v_sweep IN ('pending', 'failed') THEN
+                -- Not moved: waiting for its turn, or definitely rejected (a refund may
+                -- be why). Held, so that no retry can sweep money that left.
                 UPDATE sweeps SET status = 'held', last_error = v_reason, updated_at = now()
                  WHERE deposit_id = p_transfer_id;
                 INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-                VALUES (p_transfer_id, 'pending', 'held', 'held: ' || v_reason);
+                VALUES (p_transfer_id, v_sweep, 'held', 'held: ' || v_reason);
                 v_effect := 'held';
             ELSIF v_sweep IS NULL AND d.skip_reason IS NULL AND p_skip_reason IS NULL
                   AND (d.status = 'final' OR v_ok) THEN

@@ -60,6 +60,8 @@ type sysOpts struct {
 	logger  *zap.Logger // default: warnings and errors to the test log
 	// listener, when set, is where the program serves (a sandbox built beforehand needs its URL).
 	listener net.Listener
+	// sbConfig adjusts the in-process sandbox's configuration before it starts.
+	sbConfig func(*sandbox.Config)
 }
 
 // start runs the real program (app.New + Run) against a fresh database and an
@@ -78,10 +80,14 @@ func start(t *testing.T, o sysOpts) *system {
 		s.dbURL = pgtest.NewMigratedDatabase(t)
 	}
 	if s.sandbox == nil {
-		s.sandbox = sandbox.New(sandbox.Config{
+		sc := sandbox.Config{
 			WebhookURL: s.url + "/webhooks/interlace", WebhookSecret: webhookSecret,
 			TimeScale: 1000, WithdrawalDelay: 200 * time.Millisecond, Logger: zap.NewNop(),
-		})
+		}
+		if o.sbConfig != nil {
+			o.sbConfig(&sc)
+		}
+		s.sandbox = sandbox.New(sc)
 		srv := httptest.NewServer(s.sandbox.Handler())
 		t.Cleanup(func() { s.sandbox.Close(); srv.Close() })
 		s.sbURL = srv.URL

@@ -151,6 +151,21 @@ func TestTruth(t *testing.T) {
 		}
 	})
 
+	t.Run("RefundAfterARejectedSweepHoldsIt", func(t *testing.T) {
+		// A definite rejection moved nothing (insufficient balance: the refund
+		// got there first). Held, so that an operator's retry cannot sweep money
+		// that left the wallet.
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "5"), store.EffectCreated)
+		if _, err := b.pool.Exec(b.ctx, `UPDATE sweeps SET status = 'failed', last_error = 'insufficient balance'`); err != nil {
+			t.Fatal(err)
+		}
+		mustIngest(t, s, record("r1", "t1", "Refunded", store.DepositFailed, "5"), store.EffectHeld)
+		if row := ledgerOf(t, s, "t1"); row.SweepStatus != status.SweepHeld || !strings.Contains(*row.LastError, "record says Refunded") {
+			t.Fatalf("ledger %+v", row)
+		}
+	})
+
 	t.Run("RefundOfAnUnconfirmedDepositHolds", func(t *testing.T) {
 		s, b := setup(t)
 		mustIngest(t, s, confirmFirst(deposit("n1", "t1", "Closed", store.DepositFinal, "5")), store.EffectCreated)
