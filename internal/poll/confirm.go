@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,6 +35,10 @@ type ConfirmConfig struct {
 	// BaseDelay and MaxDelay bound the backoff of a deposit Interlace's record
 	// does not confirm yet [2s, 5m].
 	BaseDelay, MaxDelay time.Duration
+	// Rounds is how many rounds run side by side in one process [2]: while one
+	// waits for Interlace, another records what it read. Rounds claim disjoint
+	// deposits.
+	Rounds int
 }
 
 func (c *ConfirmConfig) defaults() {
@@ -56,6 +61,9 @@ func (c *ConfirmConfig) defaults() {
 	if c.MaxSingle <= 0 {
 		c.MaxSingle = 20
 	}
+	if c.Rounds <= 0 {
+		c.Rounds = 2
+	}
 }
 
 // Confirmer reads back, from Interlace's records, the final deposits that
@@ -73,15 +81,32 @@ func NewConfirmer(cfg ConfirmConfig, r *Reader) *Confirmer {
 }
 
 // Run confirms until ctx ends: at once after a NOTIFY (a deposit became final),
-// and every Tick for retries falling due.
+// and every Tick for retries falling due; Rounds loops side by side.
 func (c *Confirmer) Run(ctx context.Context) {
-	wake := make(chan struct{}, 1)
+	wakes := make([]chan struct{}, c.cfg.Rounds)
+	for i := range wakes {
+		wakes[i] = make(chan struct{}, 1)
+	}
 	go c.r.store.Listen(ctx, store.ConfirmChannel, func() {
-		select {
-		case wake <- struct{}{}:
-		default:
+		for _, w := range wakes {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
 		}
 	})
+	var wg sync.WaitGroup
+	for _, w := range wakes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.loop(ctx, w)
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *Confirmer) loop(ctx context.Context, wake <-chan struct{}) {
 	t := time.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	for ctx.Err() == nil {
