@@ -78,16 +78,6 @@ func E2E(ctx context.Context, env *Env, cfg E2EConfig) (E2EResult, error) {
 	}
 	defer pool.Close()
 
-	// Every deposit exists at the sandbox before its notification is sent, so
-	// that confirmation (on by default) finds Interlace's record of it.
-	notes := make([]notification, n)
-	for i := range notes {
-		d, err := up.sb.CreateDeposit(ctx, sandbox.DepositRequest{Amount: decimal.NewFromInt(1)})
-		if err != nil {
-			return res, err
-		}
-		notes[i] = depositNotification(d)
-	}
 	env.logf("e2e: %d deposits at %d/s", n, cfg.Rate)
 	// Open loop: deposit i is due at start + i/Rate whatever happened to the others;
 	// enough senders that a slow answer never delays the schedule.
@@ -116,13 +106,22 @@ func E2E(ctx context.Context, env *Env, cfg E2EConfig) (E2EResult, error) {
 	}
 	start := time.Now()
 	interval := time.Second / time.Duration(cfg.Rate)
-	for i, note := range notes {
+	for i := 0; i < n; i++ {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			if sleepCtx(ctx, d) != nil {
 				break
 			}
 		}
-		queue <- note
+		// The deposit arrives at the sandbox (Interlace's record, its createTime
+		// now) just before its notification is sent, as on the real chain: what
+		// confirmation reads back.
+		d, err := up.sb.CreateDeposit(ctx, sandbox.DepositRequest{Amount: decimal.NewFromInt(1)})
+		if err != nil {
+			close(queue)
+			wg.Wait()
+			return res, err
+		}
+		queue <- depositNotification(d)
 	}
 	close(queue)
 	wg.Wait()

@@ -167,9 +167,20 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 			seen[u.DepositID] = rec
 		}
 	}
-	still, err := c.r.store.Unconfirmed(ctx, depositIDs(batch))
-	if err != nil {
-		return len(batch), err
+	// What recording the records did settles most of the batch; only the others
+	// are asked of the database (a duplicate record, say, changed nothing now).
+	var ask []string
+	for _, u := range batch {
+		if rec, ok := seen[u.DepositID]; !ok || !settles(rec.Effect) {
+			ask = append(ask, u.DepositID)
+		}
+	}
+	still := map[string]bool{}
+	if len(ask) > 0 {
+		var err error
+		if still, err = c.r.store.Unconfirmed(ctx, ask); err != nil {
+			return len(batch), err
+		}
 	}
 	counts := map[string]int{}
 	for _, u := range batch {
@@ -316,10 +327,12 @@ func olderThan(list []json.RawMessage, t time.Time) bool {
 	return !ct.IsZero() && ct.Before(t)
 }
 
-func depositIDs(batch []store.Unconfirmed) []string {
-	out := make([]string, len(batch))
-	for i, u := range batch {
-		out[i] = u.DepositID
+// settles: recording this effect took the deposit out of the confirmation
+// queue (confirmed, so its sweep exists, or held).
+func settles(e store.Effect) bool {
+	switch e {
+	case store.EffectConfirmed, store.EffectHeld:
+		return true
 	}
-	return out
+	return false
 }
