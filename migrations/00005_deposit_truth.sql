@@ -39,6 +39,8 @@ CREATE TABLE deposit_confirmations (
     due_at      timestamptz DEFAULT now(), -- NULL: settled
     attempts    integer     NOT NULL DEFAULT 0,
     last_error  text,
+    -- Interlace's record that confirmed the deposit, exactly as read (the evidence)
+    record      bytea,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/status"
 	"github.com/sweeperhq/sweeper/internal/store"
 	"github.com/sweeperhq/sweeper/internal/sweep"
 )
@@ -127,24 +128,22 @@ func (c *Confirmer) loop(ctx context.Context, wake <-chan struct{}) {
 
 // Round claims up to Batch due deposits and reads them back: one list call over
 // their creation window (more pages if needed), then one read per deposit the
-// list did not show. Every record read is recorded through the ingest path,
-// which confirms (creates the sweep), holds, or leaves the deposit waiting; the
-// ones still waiting are deferred with a reason and a backoff. It returns how
-// many it claimed.
+// list did not show. A record that is final and agrees with the deposit (wallet,
+// currency, amount: compared here, in Go) confirms it in one set-based statement
+// for the whole batch, which creates the sweeps with the confirmed amount and
+// keeps each record as the evidence. Any other record (not final, different
+// figures, unusable) goes through the ingest path like a notification, whose
+// rules hold the sweep or leave the deposit waiting. Deposits still waiting are
+// deferred with a reason and a backoff. It returns how many it claimed.
 func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	batch, err := c.r.store.ClaimConfirmations(ctx, c.cfg.Batch, c.cfg.Lease)
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
-	seen := map[string]recorded{} // transfer id -> its record as read
-	note := func(out []recorded) {
-		for _, rec := range out {
-			seen[rec.TransferID] = rec
-		}
-	}
+	seen := map[string]store.Delivery{} // deposit id -> its record, classified
 	var listErr error
 	if len(batch) > 1 {
-		listErr = c.list(ctx, batch, note)
+		listErr = c.list(ctx, batch, seen)
 	}
 	singles := 0
 	problem := map[string]string{}
@@ -157,21 +156,62 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 			continue
 		}
 		singles++
-		rec, found, err := c.r.ReadOne(ctx, u.DepositID)
+		raw, err := c.r.up.GetTransferRecord(ctx, u.DepositID)
 		switch {
+		case isNotFound(err):
+			problem[u.DepositID] = "not in Interlace's records yet"
 		case err != nil:
 			problem[u.DepositID] = "reading Interlace's record: " + err.Error()
-		case !found:
-			problem[u.DepositID] = "not in Interlace's records yet"
 		default:
-			seen[u.DepositID] = rec
+			if d, ok := c.r.delivery(raw); ok && d.Deposit.TransferID == u.DepositID {
+				seen[u.DepositID] = d
+			} else {
+				problem[u.DepositID] = "Interlace's record of the transfer is not this deposit"
+			}
 		}
 	}
-	// What recording the records did settles most of the batch; only the others
-	// are asked of the database (a duplicate record, say, changed nothing now).
+
+	var agree []store.Confirmation
+	var other []store.Delivery
+	for _, u := range batch {
+		d, ok := seen[u.DepositID]
+		if !ok {
+			continue
+		}
+		if agrees(d.Deposit, u) {
+			agree = append(agree, store.Confirmation{DepositID: u.DepositID, Amount: d.Deposit.Amount,
+				UpstreamStatus: d.Deposit.UpstreamStatus, ClientTransactionID: d.Deposit.ClientTransactionID,
+				Record: d.Body})
+		} else {
+			other = append(other, d)
+		}
+	}
+	settled := map[string]string{} // deposit id -> metrics outcome
+	if len(agree) > 0 {
+		ids, err := c.r.store.ConfirmDeposits(ctx, agree, c.r.accountID, c.r.target)
+		if err != nil {
+			return len(batch), err
+		}
+		for _, id := range ids {
+			settled[id] = "confirmed"
+		}
+	}
+	if len(other) > 0 {
+		out, err := c.r.recordDeliveries(ctx, other)
+		if err != nil {
+			return len(batch), err
+		}
+		for _, rec := range out {
+			if rec.Effect == store.EffectHeld {
+				settled[rec.TransferID] = "held"
+			}
+		}
+	}
+	// Only deposits nothing above settled are asked of the database (a record
+	// identical to one read before changes nothing now, say).
 	var ask []string
 	for _, u := range batch {
-		if rec, ok := seen[u.DepositID]; !ok || !settles(rec.Effect) {
+		if _, ok := settled[u.DepositID]; !ok {
 			ask = append(ask, u.DepositID)
 		}
 	}
@@ -185,18 +225,17 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	counts := map[string]int{}
 	for _, u := range batch {
 		if !still[u.DepositID] {
-			rec := seen[u.DepositID]
-			if rec.Effect == store.EffectHeld || rec.Effect == store.EffectConflict {
-				counts["held"]++
-			} else {
-				counts["confirmed"]++
+			o := settled[u.DepositID]
+			if o == "" {
+				o = "confirmed"
 			}
+			counts[o]++
 			continue
 		}
 		reason := problem[u.DepositID]
 		outcome := "error"
-		if rec, ok := seen[u.DepositID]; ok && rec.Delivery.Deposit != nil {
-			reason, outcome = "Interlace's record says "+rec.Delivery.Deposit.UpstreamStatus, "waiting"
+		if d, ok := seen[u.DepositID]; ok {
+			reason, outcome = "Interlace's record says "+d.Deposit.UpstreamStatus, "waiting"
 		} else if reason == "" && listErr != nil {
 			reason = "listing Interlace's transfers: " + listErr.Error()
 		} else if reason == "not in Interlace's records yet" {
@@ -220,6 +259,13 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	return len(batch), nil
 }
 
+// agrees: Interlace's record says final, with the wallet, currency and amount
+// the notification gave (contract §9). Anything else is for the ingest rules.
+func agrees(rec *store.DepositInput, u store.Unconfirmed) bool {
+	return rec.Status == status.DepositFinal && rec.SkipReason == "" && rec.TransferID == u.DepositID &&
+		rec.WalletID == u.WalletID && rec.Currency == u.Currency && rec.Amount.Equal(u.Amount)
+}
+
 const notReadThisRound = "not read yet (more deposits due than one round reads)"
 
 // list reads the transfer list where the batch's deposits are, until every one
@@ -230,7 +276,7 @@ const notReadThisRound = "not read yet (more deposits due than one round reads)"
 // after page 1 (which also gives the total) it reads from the last page
 // backwards: a backlog is confirmed from its old end, a couple of calls per
 // hundred deposits, never one call per deposit.
-func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, note func([]recorded)) error {
+func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, seen map[string]store.Delivery) error {
 	want := map[string]bool{}
 	var known, unknown []store.Unconfirmed
 	for _, u := range batch {
@@ -247,7 +293,7 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, note fu
 		for _, u := range known {
 			start, end = minTime(start, u.CreatedAt), maxTime(end, u.CreatedAt)
 		}
-		n, err := c.window(ctx, start, end.Add(time.Millisecond), pages, want, note)
+		n, err := c.window(ctx, start, end.Add(time.Millisecond), pages, want, seen)
 		if err != nil {
 			return err
 		}
@@ -258,7 +304,7 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, note fu
 		for _, u := range unknown {
 			start, end = minTime(start, u.ReceivedAt), maxTime(end, u.ReceivedAt)
 		}
-		if _, err := c.window(ctx, start.Add(-c.cfg.Window), end.Add(time.Minute), pages, want, note); err != nil {
+		if _, err := c.window(ctx, start.Add(-c.cfg.Window), end.Add(time.Minute), pages, want, seen); err != nil {
 			return err
 		}
 	}
@@ -266,8 +312,10 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, note fu
 }
 
 // window reads up to maxPages pages of [start, end) and returns how many it read.
+// Only the batch's records are kept: the others are the poller's (or their own
+// confirmation's) to record.
 func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages int, want map[string]bool,
-	note func([]recorded)) (int, error) {
+	seen map[string]store.Delivery) (int, error) {
 	if now := time.Now(); end.After(now) {
 		end = now.Add(time.Millisecond)
 	}
@@ -278,13 +326,11 @@ func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages i
 		if err != nil {
 			return nil, err
 		}
-		out, err := c.r.record(ctx, p.List)
-		if err != nil {
-			return nil, err
-		}
-		note(out)
-		for _, rec := range out {
-			delete(want, rec.TransferID)
+		for _, raw := range p.List {
+			if d, ok := c.r.delivery(raw); ok && want[d.Deposit.TransferID] {
+				seen[d.Deposit.TransferID] = d
+				delete(want, d.Deposit.TransferID)
+			}
 		}
 		return p, nil
 	}
@@ -325,14 +371,4 @@ func olderThan(list []json.RawMessage, t time.Time) bool {
 	}
 	ct := createTime(list[len(list)-1])
 	return !ct.IsZero() && ct.Before(t)
-}
-
-// settles: recording this effect took the deposit out of the confirmation
-// queue (confirmed, so its sweep exists, or held).
-func settles(e store.Effect) bool {
-	switch e {
-	case store.EffectConfirmed, store.EffectHeld:
-		return true
-	}
-	return false
 }

@@ -108,6 +108,11 @@ func (r *Reader) record(ctx context.Context, raws []json.RawMessage) ([]recorded
 			ds = append(ds, d)
 		}
 	}
+	return r.recordDeliveries(ctx, ds)
+}
+
+// recordDeliveries records deliveries made by delivery, in one transaction.
+func (r *Reader) recordDeliveries(ctx context.Context, ds []store.Delivery) ([]recorded, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}

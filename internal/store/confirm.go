@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 )
@@ -147,4 +148,93 @@ func (s *Store) Unconfirmed(ctx context.Context, ids []string) (map[string]bool,
 		out[id] = true
 	}
 	return out, nil
+}
+
+// Confirmation is a deposit whose record Interlace's API returned final, with
+// the figures the notification gave (the caller compared them).
+type Confirmation struct {
+	DepositID           string
+	Amount              decimal.Decimal // the confirmed amount: the one swept
+	UpstreamStatus      string          // the record's status, as sent
+	ClientTransactionID uuid.UUID
+	Record              []byte // the record as read: kept as the evidence
+}
+
+// ConfirmDeposits confirms many deposits in one statement: confirmed_at and
+// confirmed_amount, an event, the sweep with the confirmed amount (and its
+// event), the record kept on the confirmation row, one NOTIFY for the workers.
+// The figures are checked again against the row (a notification may have
+// changed it since the claim); a deposit that no longer fits is left waiting,
+// and is not in the returned ids.
+func (s *Store) ConfirmDeposits(ctx context.Context, cs []Confirmation, sweepAccountID, toCurrency string) ([]string, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	// One lock order for every writer of these rows (see lockOrder).
+	order := lockOrder(len(cs), func(a, b int) bool { return cs[a].DepositID < cs[b].DepositID })
+	ids := make([]string, len(cs))
+	amounts := make([]decimal.Decimal, len(cs))
+	statuses := make([]string, len(cs))
+	ctids := make([]uuid.UUID, len(cs))
+	records := make([][]byte, len(cs))
+	for i, j := range order {
+		c := cs[j]
+		ids[i], amounts[i], statuses[i], ctids[i], records[i] = c.DepositID, c.Amount, c.UpstreamStatus, c.ClientTransactionID, c.Record
+	}
+	var out []string
+	err := s.retryTx(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `
+WITH c AS (
+    SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::uuid[], $5::bytea[])
+             WITH ORDINALITY AS c(id, amount, upstream, ctid, record, n)
+), locked AS (
+    SELECT d.id, d.wallet_id, d.currency, c.amount, c.upstream, c.ctid, c.record
+      FROM c JOIN deposits d ON d.id = c.id
+     WHERE d.status = 'final' AND d.confirmed_at IS NULL AND d.skip_reason IS NULL AND d.amount = c.amount
+       AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_id = d.id)
+     ORDER BY c.n
+       FOR UPDATE OF d
+), upd AS (
+    UPDATE deposits d SET confirmed_at = now(), confirmed_amount = l.amount, updated_at = now()
+      FROM locked l WHERE d.id = l.id
+ RETURNING d.id
+), ev AS (
+    INSERT INTO deposit_events (deposit_id, from_status, to_status, upstream_status, reason)
+    SELECT id, 'final', 'final', upstream, 'confirmed by Interlace''s record' FROM locked
+), sw AS (
+    INSERT INTO sweeps (deposit_id, client_transaction_id, status, run_at, account_id, from_wallet_id, currency,
+                        amount, to_currency)
+    SELECT id, ctid, 'pending', now(), $6, wallet_id, currency, amount, $7 FROM locked
+ RETURNING deposit_id
+), swev AS (
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+    SELECT deposit_id, NULL, 'pending', 'deposit final, confirmed by Interlace''s record' FROM sw
+), q AS (
+    UPDATE deposit_confirmations dc SET due_at = NULL, record = l.record, last_error = NULL, updated_at = now()
+      FROM locked l WHERE dc.deposit_id = l.id
+)
+SELECT upd.id FROM upd, LATERAL (SELECT pg_notify('sweeper_sweeps', '')) AS n`,
+			ids, amounts, statuses, ctids, records, sweepAccountID, toCurrency)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, translate("store: confirm deposits", err)
+	}
+	return out, nil
+}
+
+// retryTx runs f again on a deadlock or serialization failure (a statement
+// that locks many rows, against concurrent ingests).
+func (s *Store) retryTx(ctx context.Context, f func() error) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = f(); err == nil || !isRetryableTx(err) {
+			return err
+		}
+	}
+	return err
 }

@@ -340,3 +340,39 @@ func TestPollLockElectsOne(t *testing.T) {
 		t.Fatalf("state %+v %v", st, err)
 	}
 }
+
+func TestConfirmDepositsInOneStatement(t *testing.T) {
+	s, b := setup(t)
+	for _, id := range []string{"t1", "t2", "t3"} {
+		mustIngest(t, s, confirmFirst(deposit("n-"+id, id, "Closed", store.DepositFinal, "4")), store.EffectCreated)
+	}
+	mustIngest(t, s, deposit("n-t4", "t4", "Pending", store.DepositPending, "4"), store.EffectCreated)
+	conf := func(id, amount string) store.Confirmation {
+		return store.Confirmation{DepositID: id, Amount: decimal.RequireFromString(amount), UpstreamStatus: "CLOSED",
+			ClientTransactionID: ids.SweepTransactionID(id), Record: []byte(`{"id":"` + id + `"}`)}
+	}
+	got, err := s.ConfirmDeposits(b.ctx, []store.Confirmation{conf("t3", "4"), conf("t1", "4.0"), conf("t2", "5"), conf("t4", "4")}, "acc", "USD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "t1,t3" && strings.Join(got, ",") != "t3,t1" {
+		t.Fatalf("confirmed %v, want t1 and t3 (t2's amount differs, t4 is not final)", got)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweep_ledger WHERE deposit_id IN ('t1', 't3') AND sweep_status = 'pending'
+	    AND confirmed_at IS NOT NULL`); n != 2 {
+		t.Fatal("confirmed deposits have no pending sweep")
+	}
+	if n := b.count(t, `SELECT count(*) FROM deposit_confirmations WHERE due_at IS NULL AND record IS NOT NULL`); n != 2 {
+		t.Fatal("the records are not kept as evidence")
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweeps WHERE deposit_id = 't2'`); n != 0 {
+		t.Fatal("a deposit whose amount differs was swept")
+	}
+	again, err := s.ConfirmDeposits(b.ctx, []store.Confirmation{conf("t1", "4")}, "acc", "USD")
+	if err != nil || len(again) != 0 {
+		t.Fatalf("confirmed twice: %v %v", again, err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM deposit_events WHERE reason = 'confirmed by Interlace''s record'`); n != 2 {
+		t.Fatalf("confirmation events = %d", n)
+	}
+}
