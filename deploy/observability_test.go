@@ -38,9 +38,10 @@ var contractMetrics = []string{
 }
 
 // extraMetrics are sweeper's own series beyond the contract that alerts may use.
-var extraMetrics = []string{"sweeper_sweeps_stuck", "sweeper_deposits_attention", "sweeper_poll_consecutive_failures",
-	"sweeper_deposit_conflicts_total", "sweeper_polls_total", "sweeper_poll_deposits_found_total",
-	"sweeper_poll_last_success_timestamp_seconds", "sweeper_deposit_confirmations_total"}
+var extraMetrics = []string{"sweeper_sweeps_stuck", "sweeper_sweeps_unresolved", "sweeper_withdrawals_unresolved",
+	"sweeper_deposits_attention", "sweeper_poll_consecutive_failures", "sweeper_deposit_conflicts_total",
+	"sweeper_polls_total", "sweeper_poll_deposits_found_total", "sweeper_poll_last_success_timestamp_seconds",
+	"sweeper_deposit_confirmations_total"}
 
 var histograms = []string{"sweeper_sweep_duration_seconds", "sweeper_upstream_request_duration_seconds"}
 
@@ -193,6 +194,7 @@ func TestAlertRules(t *testing.T) {
 		minFor                     time.Duration
 	}{
 		{"SweepsFailing", "sweeper_sweeps_total", "outcome", "failed", 0},
+		{"SweepsUnresolved", "sweeper_sweeps_unresolved", "", "", time.Minute},
 		{"OldestPendingSweepTooOld", "sweeper_queue_oldest_age_seconds", "", "", 5 * time.Minute},
 		{"WebhookSignatureFailuresRising", "sweeper_webhooks_received_total", "outcome", "bad_signature", 10 * time.Minute},
 		{"UpstreamErrorsHigh", "sweeper_upstream_requests_total", "", "", time.Minute},

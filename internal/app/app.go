@@ -130,6 +130,7 @@ func (a *App) build() error {
 			Owner: a.owner, AccountID: cfg.AccountID, TargetCurrency: cfg.TargetCurrency,
 			InfinityWalletID: cfg.InfinityWalletID, Concurrency: cfg.WorkerConcurrency, Lease: cfg.SweepLease,
 			MaxDelay: cfg.RetryMaxDelay, DrainTimeout: cfg.ShutdownTimeout,
+			PendingMaxAge: cfg.PendingMaxAge, AttemptTimeout: cfg.AttemptWorstCase(),
 		}, a.store, a.client, log.Named("sweep"), a.metrics)
 		if err != nil {
 			return err
@@ -137,7 +138,7 @@ func (a *App) build() error {
 		a.runner, err = withdraw.NewRunner(withdraw.RunnerConfig{
 			Owner: a.owner, AccountID: cfg.AccountID, SourceCurrency: cfg.TargetCurrency,
 			InfinityWalletID: cfg.InfinityWalletID, Lease: cfg.SweepLease, MaxDelay: cfg.RetryMaxDelay,
-			DrainTimeout: cfg.ShutdownTimeout,
+			DrainTimeout: cfg.ShutdownTimeout, PendingMaxAge: cfg.PendingMaxAge, AttemptTimeout: cfg.AttemptWorstCase(),
 		}, a.store, a.client, log.Named("withdraw"), a.metrics)
 		if err != nil {
 			return err

@@ -45,7 +45,7 @@ func runDoctor(t *testing.T, env map[string]string) *doctor.Report {
 		"INTERLACE_ACCOUNT_ID":     accountID,
 		"INTERLACE_WEBHOOK_SECRET": webhookSecret,
 		"SWEEPER_UPSTREAM_TIMEOUT": "2s",
-		"SWEEPER_SWEEP_LEASE":      "3s",
+		"SWEEPER_SWEEP_LEASE":      "13s", // above one attempt's worst case, 6 x the timeout
 	}
 	for k, v := range env {
 		full[k] = v

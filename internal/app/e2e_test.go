@@ -100,8 +100,8 @@ func start(t *testing.T, o sysOpts) *system {
 		"INTERLACE_ACCOUNT_ID":     accountID,
 		"INTERLACE_WEBHOOK_SECRET": webhookSecret,
 		"SWEEPER_ADMIN_TOKEN":      adminToken,
-		"SWEEPER_SWEEP_LEASE":      "3s",
-		"SWEEPER_UPSTREAM_TIMEOUT": "2s",
+		"SWEEPER_SWEEP_LEASE":      "4s",
+		"SWEEPER_UPSTREAM_TIMEOUT": "600ms", // one attempt's worst case: 6 x 600ms < the lease
 		"SWEEPER_RETRY_MAX_DELAY":  "1s",
 		"SWEEPER_SHUTDOWN_TIMEOUT": "5s",
 		// Most tests post hand-made notifications the sandbox never saw: with
@@ -373,8 +373,10 @@ func TestCrashedWorkerIsResumedAfterLeaseExpiry(t *testing.T) {
 		"INTERLACE_CLIENT_SECRET":  "client-secret-value",
 		"INTERLACE_ACCOUNT_ID":     accountID,
 		"INTERLACE_WEBHOOK_SECRET": webhookSecret,
-		"SWEEPER_SWEEP_LEASE":      "3s",
-		"SWEEPER_UPSTREAM_TIMEOUT": "2s",
+		// The lease must exceed one attempt's worst case (6 x the timeout); the
+		// timeout must outlast the wait for the kill.
+		"SWEEPER_SWEEP_LEASE":      "6500ms",
+		"SWEEPER_UPSTREAM_TIMEOUT": "1s",
 		"SWEEPER_RETRY_MAX_DELAY":  "1s",
 	})
 	d := s.deposit("7")

@@ -182,7 +182,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 		"INTERLACE_ACCOUNT_ID":     accountID,
 		"INTERLACE_WEBHOOK_SECRET": webhookSecret,
 		"SWEEPER_SWEEP_LEASE":      "5s",
-		"SWEEPER_UPSTREAM_TIMEOUT": "3s",
+		"SWEEPER_UPSTREAM_TIMEOUT": "800ms",
 		"SWEEPER_RETRY_MAX_DELAY":  "1s",
 		"SWEEPER_SHUTDOWN_TIMEOUT": "10s",
 		"SWEEPER_LOG_FORMAT":       "json",
@@ -495,7 +495,7 @@ func postSigned(client *http.Client, base, notificationID string, resource any) 
 func TestShutdownIsBoundedByOneDeadline(t *testing.T) {
 	t.Parallel()
 	s := start(t, sysOpts{env: map[string]string{
-		"SWEEPER_SHUTDOWN_TIMEOUT": "1s", "SWEEPER_UPSTREAM_TIMEOUT": "8s", "SWEEPER_SWEEP_LEASE": "20s",
+		"SWEEPER_SHUTDOWN_TIMEOUT": "1s", "SWEEPER_UPSTREAM_TIMEOUT": "8s", "SWEEPER_SWEEP_LEASE": "50s",
 	}})
 	s.waitFor(s.deposit("1").ID, "succeeded") // the Infinity wallet is known before the upstream slows down
 

@@ -204,7 +204,8 @@ func TestWithdrawalEndToEnd(t *testing.T) {
 		"addresses": []map[string]string{{"currency": "USDC", "chain": "ETH"}}}, &wal); st != http.StatusCreated {
 		t.Fatalf("wallet: %d", st)
 	}
-	// Carol's deposit pays the network fee Interlace charges on top of a withdrawal.
+	// Carol has a deposit not yet swept (USDC is not swept here): a payout must
+	// never pay its network fee out of it (contract §11).
 	if _, err := s.sandbox.CreateDeposit(context.Background(), sandbox.DepositRequest{WalletID: wal.ID, Amount: decimal.RequireFromString("1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,8 @@ func TestWithdrawalEndToEnd(t *testing.T) {
 		t.Fatalf("%s at %s: %v", w.Status, w.Step, w.LastError)
 	}
 	led := s.sandbox.Ledger()
-	// 250.50 USD debited; trade fee 1.2525 USD (0.5%); 249.2475 USDC bought and sent; 0.2 USDC gas on top.
+	// 250.50 USD debited; trade fee 1.2525 USD (0.5%); 249.2475 USDC bought; the 0.2 USDC
+	// network fee comes out of it: 249.0475 USDC sent, and 0.2 charged on top of that.
 	if got := before.Infinity.Available.Sub(led.Infinity.Available); !got.Equal(decimal.RequireFromString("250.5")) {
 		t.Fatalf("Infinity debited %s", got)
 	}
@@ -257,11 +259,11 @@ func TestWithdrawalEndToEnd(t *testing.T) {
 		t.Fatalf("blockchain transfers %+v", led.BlockchainTransfers)
 	}
 	bt := led.BlockchainTransfers[0]
-	if bt.IdempotencyKey != w.TransferRequestID.String() || bt.WalletID != wal.ID || !bt.Amount.Equal(decimal.RequireFromString("249.2475")) ||
+	if bt.IdempotencyKey != w.TransferRequestID.String() || bt.WalletID != wal.ID || !bt.Amount.Equal(decimal.RequireFromString("249.0475")) ||
 		!bt.Fee.Equal(decimal.RequireFromString("0.2")) || bt.Address != payoutAddress || bt.Status != "Closed" {
 		t.Fatalf("withdrawal on the ledger: %+v", bt)
 	}
-	if got := sandboxWallets(led, ids.WalletReferenceID("carol").String())[0].Balances; !got["USDC"].Equal(decimal.RequireFromString("0.8")) ||
+	if got := sandboxWallets(led, ids.WalletReferenceID("carol").String())[0].Balances; !got["USDC"].Equal(decimal.RequireFromString("1")) ||
 		!got["USD"].IsZero() {
 		t.Fatalf("carol's wallet after: %v", got)
 	}
@@ -280,17 +282,18 @@ func TestWithdrawalEndToEnd(t *testing.T) {
 	}
 
 	// Finance's view: one row, every amount and fee.
-	var debited, tradeFee, bought, withdrawn, gas decimal.Decimal
+	var debited, tradeFee, bought, withdrawn, gas, sent, withheld decimal.Decimal
 	var user, hash string
 	if err := s.pool.QueryRow(context.Background(), `SELECT usd_debited, trade_fee, crypto_bought, crypto_withdrawn,
-		network_fee, user_ref, tx_hash FROM withdrawal_ledger WHERE withdrawal_id = $1`, w.ID).Scan(
-		&debited, &tradeFee, &bought, &withdrawn, &gas, &user, &hash); err != nil {
+		network_fee, amount_sent, network_fee_withheld, user_ref, tx_hash FROM withdrawal_ledger WHERE withdrawal_id = $1`, w.ID).Scan(
+		&debited, &tradeFee, &bought, &withdrawn, &gas, &sent, &withheld, &user, &hash); err != nil {
 		t.Fatal(err)
 	}
 	for name, pair := range map[string][2]decimal.Decimal{
 		"usd_debited": {debited, decimal.RequireFromString("250.5")}, "trade_fee": {tradeFee, decimal.RequireFromString("1.2525")},
-		"crypto_bought": {bought, decimal.RequireFromString("249.2475")}, "crypto_withdrawn": {withdrawn, decimal.RequireFromString("249.2475")},
-		"network_fee": {gas, decimal.RequireFromString("0.2")},
+		"crypto_bought": {bought, decimal.RequireFromString("249.2475")}, "crypto_withdrawn": {withdrawn, decimal.RequireFromString("249.0475")},
+		"network_fee": {gas, decimal.RequireFromString("0.2")}, "amount_sent": {sent, decimal.RequireFromString("249.0475")},
+		"network_fee_withheld": {withheld, decimal.RequireFromString("0.2")},
 	} {
 		if !pair[0].Equal(pair[1]) {
 			t.Errorf("withdrawal_ledger.%s = %s, want %s", name, pair[0], pair[1])

@@ -171,7 +171,7 @@ func (c *Config) defaults() error {
 // leases expire, retries back off and recover.
 const (
 	upstreamTimeout = 2 * time.Second
-	sweepLease      = 5 * time.Second
+	sweepLease      = 13 * time.Second // above one attempt's worst case, 6 x upstreamTimeout
 	retryMaxDelay   = 2 * time.Second
 	// timeScale divides Interlace's webhook retry schedule (10 s, 30 s, 1 min…)
 	// so a delivery refused during a kill or the database crash comes back in

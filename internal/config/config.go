@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/interlace"
 )
 
 // Var documents one environment variable, for --help and the README.
@@ -47,9 +49,16 @@ var Vars = []Var{
 	{"SWEEPER_ADMIN_TOKEN", "", true, "bearer token for the operator API (/v1/...); empty turns it off"},
 	{"SWEEPER_MAX_FEE_RATE", "0.02", false, "a redemption stops before money leaves when fees exceed this share"},
 	{"SWEEPER_WORKER_CONCURRENCY", "32", false, "sweeps in flight at once per process (throughput ~ concurrency / upstream latency)"},
-	{"SWEEPER_SWEEP_LEASE", "60s", false, "how long a claimed sweep is held before another worker may resume it; > upstream timeout"},
+	// The lease must exceed one attempt's worst case: a token fetch (2 requests), the request, a
+	// refresh after a 401 (2 requests), the request again: 6 x SWEEPER_UPSTREAM_TIMEOUT with OAuth
+	// (60s by default), 2 x with a static token. Shorter, and a second worker may replay a request
+	// still running; longer, and a crashed worker's sweeps wait that much longer to be resumed.
+	{"SWEEPER_SWEEP_LEASE", "90s", false, "how long a claimed sweep or withdrawal is held before another worker may resume it; must exceed one attempt's worst case (2 token fetches + 2 requests)"},
+	// An hour of "in progress" answers is far beyond Interlace's normal minutes; shorter hands a slow
+	// transfer to a person sooner, longer waits out an upstream incident unattended.
+	{"SWEEPER_PENDING_MAX_AGE", "1h", false, "how long a sweep may get nothing but in-progress/PENDING answers before it is unresolved"},
 	{"SWEEPER_RETRY_MAX_DELAY", "5m", false, "cap of the exponential retry backoff"},
-	{"SWEEPER_UPSTREAM_TIMEOUT", "10s", false, "per-request timeout for Interlace calls"},
+	{"SWEEPER_UPSTREAM_TIMEOUT", "10s", false, "per-request timeout for Interlace calls (a token fetch waits at most two of them)"},
 	{"SWEEPER_DB_MAX_CONNS", "16", false, "PostgreSQL pool size"},
 	{"SWEEPER_LOG_FORMAT", "json", false, "json (production) or console (development)"},
 	{"SWEEPER_LOG_LEVEL", "info", false, "debug, info, warn or error"},
@@ -90,6 +99,7 @@ type Config struct {
 	MaxFeeRate            decimal.Decimal
 	WorkerConcurrency     int
 	SweepLease            time.Duration
+	PendingMaxAge         time.Duration
 	RetryMaxDelay         time.Duration
 	UpstreamTimeout       time.Duration
 	DBMaxConns            int
@@ -143,6 +153,7 @@ func Load(getenv Getenv, need Need) (*Config, error) {
 		MaxFeeRate:            r.dec("SWEEPER_MAX_FEE_RATE"),
 		WorkerConcurrency:     r.int("SWEEPER_WORKER_CONCURRENCY"),
 		SweepLease:            r.dur("SWEEPER_SWEEP_LEASE"),
+		PendingMaxAge:         r.dur("SWEEPER_PENDING_MAX_AGE"),
 		RetryMaxDelay:         r.dur("SWEEPER_RETRY_MAX_DELAY"),
 		UpstreamTimeout:       r.dur("SWEEPER_UPSTREAM_TIMEOUT"),
 		DBMaxConns:            r.int("SWEEPER_DB_MAX_CONNS"),
@@ -191,13 +202,21 @@ func Load(getenv Getenv, need Need) (*Config, error) {
 	if c.WorkerConcurrency < 1 || c.DBMaxConns < 2 {
 		return nil, fmt.Errorf("SWEEPER_WORKER_CONCURRENCY must be >= 1 and SWEEPER_DB_MAX_CONNS >= 2")
 	}
-	if c.SweepLease <= c.UpstreamTimeout {
-		return nil, fmt.Errorf("SWEEPER_SWEEP_LEASE (%s) must exceed SWEEPER_UPSTREAM_TIMEOUT (%s)", c.SweepLease, c.UpstreamTimeout)
+	if worst := c.AttemptWorstCase(); c.SweepLease <= worst {
+		return nil, fmt.Errorf("SWEEPER_SWEEP_LEASE (%s) must exceed the longest one attempt can take, %s "+
+			"(token fetch, request, one refresh after a 401, the request again, with SWEEPER_UPSTREAM_TIMEOUT %s)",
+			c.SweepLease, worst, c.UpstreamTimeout)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		return nil, fmt.Errorf("SWEEPER_LOG_FORMAT must be json or console, not %q", c.LogFormat)
 	}
 	return c, nil
+}
+
+// AttemptWorstCase is the longest one upstream attempt can take with this
+// configuration (see interlace.AttemptWorstCase).
+func (c *Config) AttemptWorstCase() time.Duration {
+	return interlace.AttemptWorstCase(c.UpstreamTimeout, c.AccessToken == "")
 }
 
 // String prints the configuration with every secret masked.

@@ -138,6 +138,16 @@ type call struct {
 	idemKey  string // Idempotency-Key header when not empty
 }
 
+// token waits for an access token at most as long as a token fetch takes, two
+// requests (authorize, access-token) under the request timeout, so that one call
+// has a known worst case (AttemptWorstCase). A fetch still running carries on for
+// later callers.
+func (c *Client) token(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, tokenRequests*c.timeout)
+	defer cancel()
+	return c.tokens.Token(ctx)
+}
+
 // do sends the request and decodes the answer's data into out (when not nil). A 401 invalidates the
 // token and replays the identical request once with a fresh token.
 func (c *Client) do(ctx context.Context, r call, out any) error {
@@ -154,7 +164,7 @@ func (c *Client) do(ctx context.Context, r call, out any) error {
 	}
 
 	for attempt := 0; ; attempt++ {
-		token, err := c.tokens.Token(ctx)
+		token, err := c.token(ctx)
 		if err != nil {
 			// Retryable: missing credentials must delay a money movement, never fail it for good.
 			return &APIError{Endpoint: r.endpoint, Retryable: true, Err: fmt.Errorf("%w: %w", ErrNoToken, err)}
@@ -199,6 +209,13 @@ func (c *Client) roundTrip(ctx context.Context, r call, target string, payload [
 	if r.idemKey != "" {
 		req.Header.Set("Idempotency-Key", r.idemKey)
 	}
+	// net/http replays a request carrying an Idempotency-Key by itself when a
+	// reused connection closes before the answer: exactly the "applied, answer
+	// lost" case. That hidden second attempt would hide the first one's unknown
+	// outcome (its answer, a duplicate error, would look like a first rejection).
+	// Without GetBody the transport cannot replay: every attempt is the caller's,
+	// recorded as such.
+	req.GetBody = nil
 
 	start := time.Now()
 	resp, err := c.http.Do(req)

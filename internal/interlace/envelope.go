@@ -109,10 +109,10 @@ func messageText(raw json.RawMessage) string {
 //   - body over the size limit: malformed; retryable on 2xx and on retryable statuses.
 //   - 2xx: the envelope must parse, carry a success code and (when out is set) decodable data; any
 //     parse or decode failure is retryable because the request may have taken effect. A non-success
-//     code is a definite rejection unless the message says the request is still in progress.
+//     code is a definite rejection unless it is the known "in progress" answer (inProgress).
 //   - non-2xx: retryable for 401/408/409/429/5xx whatever the body says (a proxy's error page, or an
-//     overloaded backend, says nothing definite about the request), or when the message says "in
-//     progress"; every other status is a definite rejection.
+//     overloaded backend, says nothing definite about the request), or for the known "in progress"
+//     answer; every other status is a definite rejection, whatever words its message contains.
 func decodeResponse(endpoint string, status int, header http.Header, body []byte, now time.Time, out any) error {
 	e := &APIError{Endpoint: endpoint, HTTPStatus: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
 	ok2xx := status >= 200 && status < 300
@@ -128,7 +128,8 @@ func decodeResponse(endpoint string, status int, header http.Header, body []byte
 	if !ok2xx {
 		if envErr == nil {
 			e.Code, e.Message = env.code, env.message
-			e.Retryable = retryableStatus(status) || inProgress(env.message)
+			e.InProgress = inProgressAnswer(env.code, env.message)
+			e.Retryable = retryableStatus(status) || e.InProgress
 		} else {
 			e.Message = snippet(body)
 			e.Retryable = retryableStatus(status)
@@ -150,7 +151,8 @@ func decodeResponse(endpoint string, status int, header http.Header, body []byte
 	}
 	if !env.success() {
 		e.Code, e.Message = env.code, env.message
-		e.Retryable = inProgress(env.message)
+		e.InProgress = inProgressAnswer(env.code, env.message)
+		e.Retryable = e.InProgress
 		return e
 	}
 	if out == nil {

@@ -32,6 +32,7 @@ type APIError struct {
 	Message    string
 	Retryable  bool          // timeouts, network errors, 5xx, 429, 408, 409, 401 and "in progress" answers
 	RetryAfter time.Duration // from the Retry-After header (seconds or HTTP date) when present
+	InProgress bool          // the answer says the request was accepted and is still running (see inProgress)
 	Err        error         // underlying error, returned by Unwrap
 }
 
@@ -80,11 +81,29 @@ func retryableStatus(status int) bool {
 	return status >= 500
 }
 
+// inProgressCodes are the business codes that mean "the first request with this idempotency key is
+// still running" (contract §11: in progress is recognised from the status field or a known code). Interlace
+// has not published its code for this answer (interlace-api-facts §3.3); add it here once seen.
+var inProgressCodes = map[string]bool{}
+
+// inProgressMessage is the one answer the idempotency guide documents for a concurrent repeat of the
+// same key. It is matched whole (case and surrounding spaces aside), never as a substring: a rejection
+// whose message merely mentions "processing" is a rejection.
+const inProgressMessage = "transaction in progress"
+
 // inProgress recognises Interlace's answer to a concurrent request with the same idempotency key: the
 // first request is still running, so the outcome is not known yet.
-func inProgress(message string) bool {
-	m := strings.ToLower(message)
-	return strings.Contains(m, "in progress") || strings.Contains(m, "processing")
+func inProgressAnswer(code, message string) bool {
+	return inProgressCodes[strings.TrimSpace(code)] || strings.EqualFold(strings.TrimSpace(message), inProgressMessage)
+}
+
+// inProgress is inProgressAnswer for answers whose code is not at hand (token calls).
+func inProgress(message string) bool { return inProgressAnswer("", message) }
+
+// IsInProgress reports an answer that says the transfer was accepted and is still being worked on.
+func IsInProgress(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.InProgress
 }
 
 // maxRetryAfter bounds what a server can ask for, so that a hostile or buggy header cannot overflow a

@@ -89,8 +89,12 @@ func TestEnvelopeFailures(t *testing.T) {
 		// "In progress": the first request with this key is still running.
 		{"InProgressCode", 200, nil, `{"code":"010409","message":"Transaction in progress"}`,
 			want{200, "010409", "Transaction in progress", true, 0, false}},
-		{"ProcessingCode", 200, nil, `{"code":77,"message":"Request is PROCESSING, retry later"}`,
-			want{200, "77", "PROCESSING", true, 0, false}},
+		// Contract §11: in progress is known from the status field or a known code, never from a
+		// message that happens to contain "processing".
+		{"ProcessingWordIsNotInProgress", 200, nil, `{"code":77,"message":"Request is PROCESSING, retry later"}`,
+			want{200, "77", "PROCESSING", false, 0, false}},
+		{"ProcessingWordOn400IsARejection", 400, nil, `{"code":"010001","message":"amount below the processing minimum"}`,
+			want{400, "010001", "processing minimum", false, 0, false}},
 		{"InProgressOn400", 400, nil, `{"code":"010409","message":"transaction in progress"}`,
 			want{400, "010409", "in progress", true, 0, false}},
 

@@ -24,6 +24,7 @@ type Metrics struct {
 	workflows      *prometheus.CounterVec
 	stuck          prometheus.Gauge
 	truth          *truthMetrics
+	unresolved     unresolvedGauges
 }
 
 // QueueStats is read at scrape time for the queue gauges.
@@ -42,7 +43,7 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 		}, []string{"status"}),
 		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sweeper_sweeps_total",
-			Help: "Sweep attempt outcomes (succeeded, retry, failed, in_progress, lease_lost).",
+			Help: "Sweep attempt outcomes (succeeded, retry, failed, in_progress, lease_lost, unresolved).",
 		}, []string{"outcome"}),
 		sweepDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sweeper_sweep_duration_seconds",
@@ -76,8 +77,9 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 		Name: "sweeper_sweeps_stuck",
 		Help: "Sweeps still pending or in flight longer than the stuck bound (15m) after their deposit became final, plus deposits waiting over 1h (not final, or waiting for Interlace's record); set by the processes that run the sweep worker.",
 	})
+	m.unresolved = newUnresolved()
 	reg.MustRegister(m.webhooks, m.deposits, m.sweeps, m.sweepDuration, m.upstream, m.upstreamDur,
-		m.tokenRefreshes, m.ingestBatch, m.workflows, m.stuck,
+		m.tokenRefreshes, m.ingestBatch, m.workflows, m.stuck, m.unresolved.sweeps, m.unresolved.withdrawals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(newQueueCollector(queue))
@@ -91,7 +93,7 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 	for _, s := range []string{"pending", "final", "failed", "unknown", "needs_review"} {
 		m.deposits.WithLabelValues(s)
 	}
-	for _, o := range []string{"succeeded", "retry", "failed", "in_progress", "lease_lost"} {
+	for _, o := range []string{"succeeded", "retry", "failed", "in_progress", "lease_lost", "unresolved"} {
 		m.sweeps.WithLabelValues(o)
 	}
 	return m

@@ -151,6 +151,7 @@ func Routes(d Deps) http.Handler {
 		}
 		WriteJSON(w, http.StatusOK, row)
 	})
+	resolveRoutes(r, d)
 	r.Post("/deposits/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "id")
 		by, err := actor(w, r)

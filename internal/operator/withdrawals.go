@@ -36,7 +36,7 @@ func withdrawalRoutes(r chi.Router, d Deps) {
 		status := q.Get("status")
 		switch status {
 		case "", store.WithdrawalPending, store.WithdrawalRunning, store.WithdrawalCompleted, store.WithdrawalFailed,
-			store.WithdrawalStopped:
+			store.WithdrawalStopped, store.WithdrawalUnresolved:
 		default:
 			WriteError(w, d.Logger, Errorf(http.StatusBadRequest, "bad_request", "unknown status "+status))
 			return

@@ -9,9 +9,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/jobs"
 	"github.com/sweeperhq/sweeper/internal/status"
 	"github.com/sweeperhq/sweeper/internal/store"
-	"github.com/sweeperhq/sweeper/internal/sweep"
 )
 
 // ConfirmConfig tunes the confirmer. Zero values take the defaults in brackets.
@@ -88,14 +88,23 @@ func (c *Confirmer) Run(ctx context.Context) {
 	for i := range wakes {
 		wakes[i] = make(chan struct{}, 1)
 	}
-	go c.r.store.Listen(ctx, store.ConfirmChannel, func() {
-		for _, w := range wakes {
+	heard := make(chan struct{}, 1)
+	go c.r.store.Listen(ctx, store.ConfirmChannel, heard, nil)
+	go func() { // every round hears every wake-up
+		for {
 			select {
-			case w <- struct{}{}:
-			default:
+			case <-ctx.Done():
+				return
+			case <-heard:
+				for _, w := range wakes {
+					select {
+					case w <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}
-	})
+	}()
 	var wg sync.WaitGroup
 	for _, w := range wakes {
 		wg.Add(1)
@@ -241,7 +250,7 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 		} else if reason == "not in Interlace's records yet" {
 			outcome = "not_found"
 		}
-		delay := sweep.Backoff(u.Attempts, c.cfg.BaseDelay, c.cfg.MaxDelay, 0)
+		delay := jobs.Backoff(u.Attempts, c.cfg.BaseDelay, c.cfg.MaxDelay, 0)
 		if reason == notReadThisRound {
 			// Interlace said nothing against it: due again at once, no backoff.
 			delay, outcome = 0, "waiting"

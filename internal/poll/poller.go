@@ -9,8 +9,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/jobs"
 	"github.com/sweeperhq/sweeper/internal/store"
-	"github.com/sweeperhq/sweeper/internal/sweep"
 )
 
 // PollName is the poller's row in poll_state.
@@ -106,7 +106,7 @@ func (p *Poller) Wake() {
 
 // Run polls until ctx ends. Scheduling only: one poll is RunOnce.
 func (p *Poller) Run(ctx context.Context) {
-	go p.r.store.Listen(ctx, store.PollChannel, p.Wake)
+	go p.r.store.Listen(ctx, store.PollChannel, p.wake, nil)
 	timer := time.NewTimer(jitter(2 * time.Second)) // soon after start, not all replicas at once
 	defer timer.Stop()
 	failures := 0
@@ -127,7 +127,7 @@ func (p *Poller) Run(ctx context.Context) {
 		next := p.cfg.Interval
 		if err != nil {
 			failures++
-			next = min(sweep.Backoff(failures, p.cfg.RetryBase, p.cfg.Interval, 0), p.cfg.Interval)
+			next = min(jobs.Backoff(failures, p.cfg.RetryBase, p.cfg.Interval, 0), p.cfg.Interval)
 		} else {
 			failures = 0
 		}
@@ -273,4 +273,4 @@ func (p *Poller) window(ctx context.Context, from, to time.Time) (read, found in
 		from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 }
 
-func jitter(d time.Duration) time.Duration { return sweep.Backoff(1, d, d, 0) }
+func jitter(d time.Duration) time.Duration { return jobs.Backoff(1, d, d, 0) }

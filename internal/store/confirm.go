@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,43 +75,6 @@ func (s *Store) DeferConfirmation(ctx context.Context, depositID string, delay t
 UPDATE deposit_confirmations SET due_at = now() + $2::interval, last_error = $3, updated_at = now()
  WHERE deposit_id = $1 AND due_at IS NOT NULL`, depositID, delay, reason)
 	return translate("store: defer confirmation", err)
-}
-
-// Listen calls wake (without blocking) for every NOTIFY on channel until ctx
-// ends, reconnecting after a lost connection; callers keep a ticker for the gaps.
-func (s *Store) Listen(ctx context.Context, channel string, wake func()) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := s.pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-				conn.Conn().Close(ctx)
-				return err
-			}
-			backoff = 100 * time.Millisecond
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					// The connection's LISTEN state is unknown now: never back to the pool.
-					conn.Conn().Close(context.Background())
-					return err
-				}
-				wake()
-			}
-		}()
-		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
 }
 
 // WaitingDeposits returns up to limit deposits that have waited longer than

@@ -170,7 +170,7 @@ func (f *finSeeder) swept(id, wallet, currency, amount, fee, credited string) {
 	job := f.claim(id)
 	res := store.SweepResult{InterlaceTransferID: "tr-" + id, UpstreamStatus: "CLOSED",
 		CreditedAmount: decimal.RequireFromString(credited), CreditedCurrency: "USD",
-		FeeAmount: decimal.RequireFromString(fee), FeeCurrency: currency}
+		FeeAmount: ptr(decimal.RequireFromString(fee)), FeeCurrency: currency}
 	if err := f.st.RecordOutcome(f.ctx, store.Succeeded(job, res, finAttempt(store.AttemptSucceeded, 200, "000000", "CLOSED"))); err != nil {
 		f.t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func finSeed(t *testing.T, pool *pgxpool.Pool) {
 	// Failed after a retry: Interlace refused it with a business code.
 	f.ingest(finFailedA, finAlice, "USDC", "1000000", "Closed", store.DepositFinal, finAccount, "")
 	job := f.claim(finFailedA)
-	if err := f.st.RecordOutcome(f.ctx, store.Retry(job, 0, "", "interlace internal_transfer: HTTP 503",
+	if err := f.st.RecordOutcome(f.ctx, store.Retry(job, 0, "", "interlace internal_transfer: HTTP 503", store.RetryUnknown,
 		finAttempt(store.AttemptRetry, 503, "", "Service Unavailable"))); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func finSeed(t *testing.T, pool *pgxpool.Pool) {
 	// Retrying in an hour after a 503.
 	f.ingest(finRetry, finBob, "USDT", "50.05", "Closed", store.DepositFinal, finAccount, "")
 	job = f.claim(finRetry)
-	if err := f.st.RecordOutcome(f.ctx, store.Retry(job, time.Hour, "", "interlace internal_transfer: HTTP 503",
+	if err := f.st.RecordOutcome(f.ctx, store.Retry(job, time.Hour, "", "interlace internal_transfer: HTTP 503", store.RetryUnknown,
 		finAttempt(store.AttemptRetry, 503, "", "Service Unavailable"))); err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func succeeded(sw store.Sweep, transferID string) store.Outcome {
 	return store.Succeeded(sw, store.SweepResult{
 		InterlaceTransferID: transferID, UpstreamStatus: "CLOSED",
 		CreditedAmount: decimal.RequireFromString("0.995"), CreditedCurrency: "USD",
-		FeeAmount: decimal.RequireFromString("0.005"), FeeCurrency: "USDC",
+		FeeAmount: ptr(decimal.RequireFromString("0.005")), FeeCurrency: "USDC",
 	}, store.Attempt{Worker: "w", StartedAt: time.Now(), Duration: time.Millisecond, HTTPStatus: 200, Outcome: store.AttemptSucceeded})
 }
 
@@ -64,9 +64,9 @@ func TestRecordOutcomesInOneTransaction(t *testing.T) {
 	at := store.Attempt{Worker: "w", StartedAt: time.Now(), Outcome: store.AttemptRetry, Error: "boom"}
 	outs := []store.Outcome{
 		succeeded(jobs[0], "it-0"),
-		store.Retry(jobs[1], time.Hour, "500", "upstream 500", at),
+		store.Retry(jobs[1], time.Hour, "500", "upstream 500", store.RetryUnknown, at),
 		store.Failed(jobs[2], "100001", "rejected", store.Attempt{Worker: "w", StartedAt: time.Now(), Outcome: store.AttemptRejected}),
-		succeeded(stale, "it-3"),
+		store.Retry(stale, time.Hour, "", "late", store.RetryUnknown, at),
 	}
 	res, err := s.RecordOutcomes(b.ctx, outs)
 	if err != nil {
@@ -159,3 +159,5 @@ func TestOutcomeRecorderIsolatesAPoisonOutcome(t *testing.T) {
 		t.Fatalf("closed recorder: %v", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -74,6 +74,9 @@ type Delivery struct {
 	// Deposit is the deposit the delivery describes: set for OutcomeDeposit, and
 	// for an OutcomeUnusable deposit kept for review (Status DepositNeedsReview).
 	Deposit *DepositInput
+	// Withdrawal, on an ignored delivery, is a notification about one of our
+	// withdrawals' blockchain transfers, applied in the delivery's transaction.
+	Withdrawal *WithdrawalNotice
 }
 
 // DepositInput is the deposit a delivery describes.
@@ -180,6 +183,9 @@ func (s *Store) Ingest(ctx context.Context, d Delivery) (Effect, error) {
 func (s *Store) IngestBatch(ctx context.Context, ds []Delivery) ([]Effect, error) {
 	if len(ds) == 0 {
 		return nil, nil
+	}
+	if hasWithdrawalNotice(ds) {
+		return s.ingestWithNotices(ctx, ds)
 	}
 	// Lock rows in one global order (transfer id, then notification id) so that two
 	// batches never wait on each other in a cycle.

@@ -173,16 +173,7 @@ SELECT status, upstream_status, account_id, currency, origin, skip_reason, amoun
 	}
 	switch {
 	case sweepStatus == status.SweepFailed:
-		_, err = tx.Exec(ctx, `
-WITH upd AS (
-    UPDATE sweeps SET status = 'pending', run_at = now(), failed_at = NULL, updated_at = now()
-     WHERE deposit_id = $1
- RETURNING deposit_id
-), ev AS (
-    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-    SELECT deposit_id, 'failed', 'pending', $2 FROM upd
-)
-SELECT pg_notify('sweeper_sweeps', '') FROM upd`, depositID, "requeued by "+by.String())
+		_, err = tx.Exec(ctx, requeueFailedSQL, depositID, "requeued by "+by.String())
 	case sweepStatus == "" && depStatus == status.DepositFinal && skip != nil:
 		o := "blockchain" // deposits recorded before origin was kept were all taken as from the chain
 		if origin != nil {

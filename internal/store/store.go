@@ -69,9 +69,6 @@ type Store struct {
 // New returns a Store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Pool exposes the pool for the few callers that need a raw connection (LISTEN).
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 // translate maps driver errors onto the package's sentinels.
 func translate(op string, err error) error {
 	if err == nil {

@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -499,10 +501,11 @@ func TestClaim(t *testing.T) {
 		if second[0].ClientTransactionID != first[0].ClientTransactionID || second[0].ClientTransactionID != ids.SweepTransactionID("t1") {
 			t.Fatal("resumed sweep changed its clientTransactionId")
 		}
-		// The dead worker comes back to life and tries to record: refused.
-		err := s.RecordOutcome(b.ctx, store.Succeeded(first[0], store.SweepResult{InterlaceTransferID: "x", UpstreamStatus: "CLOSED", CreditedAmount: decimal.NewFromInt(1), CreditedCurrency: "USD"}, store.Attempt{Worker: "dead-worker", StartedAt: time.Now(), Outcome: store.AttemptSucceeded}))
-		if err == nil {
-			t.Fatal("stale lease holder recorded an outcome")
+		// The dead worker comes back to life and tries to record a retry: refused
+		// (a success would count: see TestSuccessAfterLeaseLost).
+		err := s.RecordOutcome(b.ctx, store.Retry(first[0], time.Second, "", "HTTP 503", store.RetryUnknown, store.Attempt{Worker: "dead-worker", StartedAt: time.Now(), Outcome: store.AttemptRetry}))
+		if !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("stale lease holder recorded an outcome: %v", err)
 		}
 		if n := b.count(t, `SELECT count(*) FROM sweep_attempts WHERE outcome='lease_lost'`); n != 1 {
 			t.Fatalf("lease_lost attempt not audited")
@@ -516,7 +519,7 @@ func TestClaim(t *testing.T) {
 		s, b := setup(t)
 		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
 		j := claim(t, s, "w", 1, time.Minute)[0]
-		if err := s.RecordOutcome(b.ctx, store.Retry(j, time.Hour, "", "HTTP 503", store.Attempt{Worker: "w", StartedAt: time.Now(), HTTPStatus: 503, Outcome: store.AttemptRetry})); err != nil {
+		if err := s.RecordOutcome(b.ctx, store.Retry(j, time.Hour, "", "HTTP 503", store.RetryUnknown, store.Attempt{Worker: "w", StartedAt: time.Now(), HTTPStatus: 503, Outcome: store.AttemptRetry})); err != nil {
 			t.Fatal(err)
 		}
 		if got := claim(t, s, "w", 1, time.Minute); len(got) != 0 {
@@ -596,5 +599,30 @@ func TestStuckSweepIsVisibleInTheLedger(t *testing.T) {
 	claim(t, s, "w", 10, time.Minute)
 	if n := b.count(t, `SELECT count(*) FROM sweep_ledger WHERE in_flight_since IS NOT NULL`); n != 2 {
 		t.Fatalf("in flight rows = %d", n)
+	}
+}
+
+// TestPoisonReachesNoLoop: a value PostgreSQL refuses is recognised as such (the
+// worker then records a storable description instead), and attempt text is made
+// storable whatever the upstream sent.
+func TestPoisonReachesNoLoop(t *testing.T) {
+	s, b := setup(t)
+	mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "1"), store.EffectCreated)
+	j := claim(t, s, "w", 1, time.Minute)[0]
+	err := s.RecordOutcome(b.ctx, store.Succeeded(j, store.SweepResult{InterlaceTransferID: "it-\x00", UpstreamStatus: "CLOSED",
+		CreditedAmount: decimal.NewFromInt(1), CreditedCurrency: "USD"}, store.Attempt{Worker: "w", StartedAt: time.Now(), Outcome: store.AttemptSucceeded}))
+	if !store.IsDataError(err) {
+		t.Fatalf("NUL byte in a text column: %v, want a data error", err)
+	}
+	at := store.Attempt{Worker: "w", StartedAt: time.Now(), Outcome: store.AttemptPoison,
+		Message: "bad \x00 \xff" + strings.Repeat("x", 10_000), Code: "\x00"}
+	if err := s.RecordOutcome(b.ctx, store.Unresolved(j, at.Code, "poison \x00", "", "", at)); err != nil {
+		t.Fatalf("sanitised attempt not stored: %v", err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweep_attempts WHERE outcome = 'poison' AND length(message) < 2100`); n != 1 {
+		t.Fatal("no attempt row for the poison answer")
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweeps WHERE status = 'unresolved' AND unresolved_at IS NOT NULL`); n != 1 {
+		t.Fatal("sweep not unresolved")
 	}
 }

@@ -40,6 +40,15 @@ type Sweep struct {
 	ToCurrency          string
 	CreatedAt           time.Time
 	Reclaimed           bool // a previous lease expired: the outcome of that attempt is unknown
+	// MaybeMoved: some earlier attempt's outcome is unknown (timeout, 5xx, in
+	// progress, a lease that expired mid-attempt, this claim included), so a
+	// rejection now is no proof that nothing moved (contract §11).
+	MaybeMoved bool
+	// PendingFor is how long the sweep has received nothing but "in progress"
+	// answers (0 when the last definite answer was something else).
+	PendingFor time.Duration
+	// LeaseUntil is when this claim's lease expires, on the local clock.
+	LeaseUntil time.Time
 }
 
 // ClaimParams tells ClaimSweeps who claims and for how long.
@@ -71,11 +80,16 @@ WITH due AS (
            attempts         = s.attempts + 1,
            to_wallet_id     = COALESCE(s.to_wallet_id, $4),
            first_attempt_at = COALESCE(s.first_attempt_at, now()),
+           -- a lease that expired mid-attempt: that attempt's outcome is unknown
+           maybe_moved_at   = CASE WHEN due.old_status = 'in_flight' THEN COALESCE(s.maybe_moved_at, now())
+                                   ELSE s.maybe_moved_at END,
            updated_at       = now()
       FROM due
      WHERE s.deposit_id = due.deposit_id
  RETURNING s.deposit_id, s.client_transaction_id, s.lease_token, s.attempts, s.account_id, s.from_wallet_id,
-           s.currency, s.amount, s.to_wallet_id, s.to_currency, s.created_at, due.old_status
+           s.currency, s.amount, s.to_wallet_id, s.to_currency, s.created_at, due.old_status,
+           s.maybe_moved_at IS NOT NULL AS maybe_moved,
+           COALESCE(EXTRACT(EPOCH FROM now() - s.pending_since), 0)::float8 AS pending_for
 ), ev AS (
     INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
     SELECT deposit_id, old_status, 'in_flight',
@@ -83,7 +97,7 @@ WITH due AS (
       FROM upd
 )
 SELECT deposit_id, client_transaction_id, lease_token, attempts, account_id, from_wallet_id, currency, amount,
-       to_wallet_id, to_currency, created_at, old_status = 'in_flight'
+       to_wallet_id, to_currency, created_at, old_status = 'in_flight', maybe_moved, pending_for
   FROM upd`
 
 // ClaimSweeps leases up to p.Limit due jobs. SKIP LOCKED lets any number of workers
@@ -97,14 +111,20 @@ func (s *Store) ClaimSweeps(ctx context.Context, p ClaimParams) ([]Sweep, error)
 	if p.ToWalletID == "" {
 		return nil, fmt.Errorf("store: claim sweeps: no Infinity wallet id")
 	}
+	start := time.Now()
 	rows, err := s.pool.Query(ctx, claimSQL, p.Limit, p.Lease, p.Owner, p.ToWalletID)
 	if err != nil {
 		return nil, translate("store: claim sweeps", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Sweep, error) {
 		var sw Sweep
+		var pendingFor float64
 		err := r.Scan(&sw.DepositID, &sw.ClientTransactionID, &sw.LeaseToken, &sw.Attempts, &sw.AccountID,
-			&sw.FromWalletID, &sw.Currency, &sw.Amount, &sw.ToWalletID, &sw.ToCurrency, &sw.CreatedAt, &sw.Reclaimed)
+			&sw.FromWalletID, &sw.Currency, &sw.Amount, &sw.ToWalletID, &sw.ToCurrency, &sw.CreatedAt, &sw.Reclaimed,
+			&sw.MaybeMoved, &pendingFor)
+		// The local clock before the claim: never later than the database's deadline.
+		sw.LeaseUntil = start.Add(p.Lease)
+		sw.PendingFor = time.Duration(pendingFor * float64(time.Second))
 		return sw, err
 	})
 	if err != nil {
@@ -123,85 +143,6 @@ type Attempt struct {
 	Message    string
 	Outcome    string
 	Error      string
-}
-
-// SweepResult is the upstream's answer to a successful transfer.
-type SweepResult struct {
-	InterlaceTransferID string
-	UpstreamStatus      string
-	CreditedAmount      decimal.Decimal
-	CreditedCurrency    string
-	FeeAmount           decimal.Decimal
-	FeeCurrency         string
-}
-
-// The three outcome statements share one shape: update the sweep only while we
-// still hold the lease, record the state change, and record the attempt whatever
-// happened to the lease (the audit trail must show every call that left).
-const finishPrefix = `
-WITH upd AS (
-    UPDATE sweeps
-       SET %s,
-           lease_owner = NULL,
-           lease_token = NULL,
-           updated_at  = now()
-     WHERE deposit_id = $1 AND lease_token = $2 AND status = 'in_flight'
- RETURNING deposit_id
-), ev AS (
-    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-    SELECT deposit_id, 'in_flight', $3, $4 FROM upd
-), att AS (
-    INSERT INTO sweep_attempts (deposit_id, attempt, client_transaction_id, worker, started_at, duration,
-                                http_status, code, message, outcome, error)
-    VALUES ($1, $5, $6, $7, $8, $9, $10, $11, $12,
-            CASE WHEN EXISTS (SELECT 1 FROM upd) THEN $13 ELSE 'lease_lost' END, $14)
-)
-SELECT count(*) FROM upd`
-
-// Outcome is one finished attempt, ready to record: the UPDATE of the sweep (only
-// while its lease is ours), its state-change event and the attempt row.
-type Outcome struct {
-	op        string
-	depositID string
-	sql       string
-	args      []any
-}
-
-var (
-	completeSQL = fmt.Sprintf(finishPrefix, `status = 'succeeded',
-           interlace_transfer_id = $15, upstream_status = $16, credited_amount = $17, credited_currency = $18,
-           fee_amount = $19, fee_currency = $20, swept_at = now(), last_error = NULL, last_error_code = NULL`)
-	retrySQL = fmt.Sprintf(finishPrefix, `status = 'pending', run_at = now() + $15::interval,
-           last_error = $16, last_error_code = $17`)
-	failSQL = fmt.Sprintf(finishPrefix, `status = 'failed', failed_at = now(),
-           last_error = $15, last_error_code = $16`)
-)
-
-func newOutcome(op, sql string, sw Sweep, toStatus, reason string, at Attempt, extra ...any) Outcome {
-	args := []any{sw.DepositID, sw.LeaseToken, toStatus, reason, sw.Attempts, sw.ClientTransactionID, at.Worker,
-		at.StartedAt, at.Duration, nullInt(at.HTTPStatus), nullString(at.Code), nullString(at.Message), at.Outcome,
-		nullString(at.Error)}
-	return Outcome{op: op, depositID: sw.DepositID, sql: sql, args: append(args, extra...)}
-}
-
-// Succeeded is the outcome of a successful transfer.
-func Succeeded(sw Sweep, res SweepResult, at Attempt) Outcome {
-	return newOutcome("store: complete sweep", completeSQL, sw, SweepSucceeded,
-		"transfer "+res.InterlaceTransferID+" "+res.UpstreamStatus, at,
-		res.InterlaceTransferID, res.UpstreamStatus, res.CreditedAmount, res.CreditedCurrency,
-		res.FeeAmount, nullString(res.FeeCurrency))
-}
-
-// Retry puts the job back to pending, due after delay (measured on the database
-// clock). The clientTransactionId and body never change.
-func Retry(sw Sweep, delay time.Duration, code, reason string, at Attempt) Outcome {
-	return newOutcome("store: retry sweep", retrySQL, sw, SweepPending,
-		"retry in "+delay.Round(time.Millisecond).String()+": "+reason, at, delay, reason, nullString(code))
-}
-
-// Failed ends the job: a definite rejection, surfaced with Interlace's reason.
-func Failed(sw Sweep, code, reason string, at Attempt) Outcome {
-	return newOutcome("store: fail sweep", failSQL, sw, SweepFailed, "rejected: "+reason, at, reason, nullString(code))
 }
 
 // RecordOutcome records one outcome in its own transaction. ErrLeaseLost means
@@ -276,16 +217,7 @@ func (r *OutcomeRecorder) Close() { r.gc.close() }
 // kept, so if the rejected request had in fact gone through, the replay returns
 // the first result instead of moving money again.
 func (s *Store) RequeueSweep(ctx context.Context, depositID, reason string) error {
-	tag, err := s.pool.Exec(ctx, `
-WITH upd AS (
-    UPDATE sweeps SET status = 'pending', run_at = now(), failed_at = NULL, updated_at = now()
-     WHERE deposit_id = $1 AND status = 'failed'
- RETURNING deposit_id
-), ev AS (
-    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-    SELECT deposit_id, 'failed', 'pending', $2 FROM upd
-)
-SELECT pg_notify('sweeper_sweeps', '') FROM upd`, depositID, "requeued: "+reason)
+	tag, err := s.pool.Exec(ctx, requeueFailedSQL, depositID, "requeued: "+reason)
 	if err != nil {
 		return translate("store: requeue sweep", err)
 	}
@@ -299,6 +231,20 @@ SELECT pg_notify('sweeper_sweeps', '') FROM upd`, depositID, "requeued: "+reason
 	}
 	return nil
 }
+
+// requeueFailedSQL puts a failed sweep back to pending under its
+// clientTransactionId, with its event ($2 the reason): RequeueSweep and the
+// operator's RetryDeposit.
+const requeueFailedSQL = `
+WITH upd AS (
+    UPDATE sweeps SET status = 'pending', run_at = now(), failed_at = NULL, updated_at = now()
+     WHERE deposit_id = $1 AND status = 'failed'
+ RETURNING deposit_id
+), ev AS (
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+    SELECT deposit_id, 'failed', 'pending', $2 FROM upd
+)
+SELECT pg_notify('sweeper_sweeps', '') FROM upd`
 
 // ReleaseLeases hands back every job this owner still holds (graceful shutdown),
 // so another replica picks them up at once instead of after the lease.
@@ -337,4 +283,20 @@ func nullInt(i int) any {
 		return nil
 	}
 	return i
+}
+
+// ExtendSweepLease renews the lease of a claimed sweep for another lease period
+// and returns its new local deadline. ErrLeaseLost: another worker owns it.
+func (s *Store) ExtendSweepLease(ctx context.Context, sw Sweep, lease time.Duration) (time.Time, error) {
+	start := time.Now()
+	tag, err := s.pool.Exec(ctx, `
+UPDATE sweeps SET run_at = now() + $3::interval, updated_at = now()
+ WHERE deposit_id = $1 AND lease_token = $2 AND status = 'in_flight'`, sw.DepositID, sw.LeaseToken, lease)
+	if err != nil {
+		return time.Time{}, translate("store: extend sweep lease", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return time.Time{}, fmt.Errorf("store: extend sweep lease %s: %w", sw.DepositID, ErrLeaseLost)
+	}
+	return start.Add(lease), nil
 }

@@ -22,6 +22,10 @@ const (
 	WithdrawalCompleted = "completed" // on-chain transfer final, with its transaction hash
 	WithdrawalFailed    = "failed"    // an upstream rejection; an operator may requeue it
 	WithdrawalStopped   = "stopped"   // a guard stopped it before money left (fees); final
+	// WithdrawalUnresolved: a money-moving step's outcome is unknown and a later
+	// answer did not settle it (contract §11): never retried automatically, never
+	// failed; an operator decides with Interlace's records.
+	WithdrawalUnresolved = "unresolved"
 )
 
 // Withdrawal steps (withdrawals.step), in the order they run. The guide's optional
@@ -134,6 +138,15 @@ type WithdrawalJob struct {
 	// Reclaimed: a previous lease expired mid-step, so that step's outcome is
 	// unknown and its (idempotent) request is replayed.
 	Reclaimed bool
+	// MaybeMoved: an earlier attempt of the current step had an unknown outcome
+	// (timeout, 5xx, in progress, an expired lease), so a rejection now is no
+	// proof that the step's money did not move.
+	MaybeMoved bool
+	// PendingFor is how long the current step has got nothing but "in progress".
+	PendingFor time.Duration
+	// LeaseUntil is when the lease expires, on the local clock (claim or last
+	// recorded step, whichever is later).
+	LeaseUntil time.Time
 }
 
 // CreateWithdrawal inserts a withdrawal, or returns the stored one for a repeated
@@ -151,8 +164,10 @@ WITH ins AS (
 ), ev AS (
     INSERT INTO withdrawal_events (withdrawal_id, from_status, to_status, step, reason)
     SELECT id, NULL, 'pending', 'quote', 'created' FROM ins
+), wake AS (
+    SELECT pg_notify('`+WithdrawalsChannel+`', '') FROM ins
 )
-SELECT count(*) FROM ins`, in.ID, in.IdempotencyKey, in.AccountID, in.WalletID, in.SourceCurrency, in.Amount,
+SELECT count(*) FROM ins, wake`, in.ID, in.IdempotencyKey, in.AccountID, in.WalletID, in.SourceCurrency, in.Amount,
 		in.Currency, in.Chain, in.Address, in.MaxFeeRate, in.FundRequestID, in.TradeRequestID, in.TransferRequestID).Scan(&n)
 	if err != nil {
 		return Withdrawal{}, false, translate("store: create withdrawal", err)
@@ -325,6 +340,7 @@ func (s *Store) ClaimWithdrawals(ctx context.Context, c WithdrawalClaim) ([]With
 	if c.Limit <= 0 {
 		return nil, nil
 	}
+	start, lease := time.Now(), c.Lease
 	rows, err := s.pool.Query(ctx, `
 WITH due AS (
     SELECT id, status AS old_status
@@ -341,10 +357,13 @@ WITH due AS (
            lease_token        = gen_random_uuid(),
            attempts           = x.attempts + 1,
            infinity_wallet_id = COALESCE(x.infinity_wallet_id, NULLIF($4, '')),
+           maybe_moved_at     = CASE WHEN due.old_status = 'running' THEN COALESCE(x.maybe_moved_at, now())
+                                     ELSE x.maybe_moved_at END,
            updated_at         = now()
       FROM due
      WHERE x.id = due.id
- RETURNING x.id, x.lease_token, x.step, due.old_status
+ RETURNING x.id, x.lease_token, x.step, due.old_status, x.maybe_moved_at IS NOT NULL AS maybe_moved,
+           COALESCE(EXTRACT(EPOCH FROM now() - x.pending_since), 0)::float8 AS pending_for
 ), ev AS (
     -- A poll of the chain is not news; a claim of any other step, or a resumption, is.
     INSERT INTO withdrawal_events (withdrawal_id, from_status, to_status, step, reason)
@@ -353,17 +372,18 @@ WITH due AS (
       FROM upd
      WHERE old_status = 'running' OR step <> 'confirm'
 )
-SELECT id, lease_token, old_status = 'running' FROM upd`, c.Limit, c.Lease, c.Owner, c.InfinityWalletID)
+SELECT id, lease_token, old_status = 'running', maybe_moved, pending_for FROM upd`, c.Limit, c.Lease, c.Owner, c.InfinityWalletID)
 	if err != nil {
 		return nil, translate("store: claim withdrawals", err)
 	}
 	type claimed struct {
-		id, token uuid.UUID
-		reclaimed bool
+		id, token             uuid.UUID
+		reclaimed, maybeMoved bool
+		pendingFor            float64
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
 		var c claimed
-		err := r.Scan(&c.id, &c.token, &c.reclaimed)
+		err := r.Scan(&c.id, &c.token, &c.reclaimed, &c.maybeMoved, &c.pendingFor)
 		return c, err
 	})
 	if err != nil || len(got) == 0 {
@@ -390,7 +410,9 @@ SELECT id, lease_token, old_status = 'running' FROM upd`, c.Limit, c.Lease, c.Ow
 	jobs := make([]WithdrawalJob, 0, len(ws))
 	for _, w := range ws {
 		c := byID[w.ID]
-		jobs = append(jobs, WithdrawalJob{Withdrawal: w, LeaseToken: c.token, Reclaimed: c.reclaimed})
+		jobs = append(jobs, WithdrawalJob{Withdrawal: w, LeaseToken: c.token, Reclaimed: c.reclaimed,
+			MaybeMoved: c.maybeMoved, PendingFor: time.Duration(c.pendingFor * float64(time.Second)),
+			LeaseUntil: start.Add(lease)})
 	}
 	return jobs, nil
 }
@@ -470,10 +492,13 @@ type StepRecord struct {
 // next step, in one transaction, extending the lease. Once it returns, a crash
 // resumes at rec.Next; before it, at the same step (whose request is replayed).
 func (s *Store) RecordWithdrawalStep(ctx context.Context, job *WithdrawalJob, rec StepRecord) error {
+	start := time.Now()
 	rec.Result.Step = job.Step
 	err := s.withdrawalOutcome(ctx, "store: record withdrawal step", *job, `
            step              = $19::text,
            attempts          = 0,
+           maybe_moved_at    = NULL,
+           pending_since     = NULL,
            run_at            = now() + $20::interval,
            base_wallet_id    = COALESCE($21::text, base_wallet_id),
            base_amount       = COALESCE($22::numeric, base_amount),
@@ -493,6 +518,7 @@ func (s *Store) RecordWithdrawalStep(ctx context.Context, job *WithdrawalJob, re
 	r.Attempts = job.Attempts
 	job.Steps = append(job.Steps, r)
 	job.Step, job.Attempts = rec.Next, 0
+	job.LeaseUntil = start.Add(rec.Lease)
 	if rec.BaseWalletID != nil {
 		job.BaseWalletID = rec.BaseWalletID
 	}
@@ -508,6 +534,23 @@ func (s *Store) RecordWithdrawalStep(ctx context.Context, job *WithdrawalJob, re
 	if job.TxHash == nil && rec.TxHash != nil {
 		job.TxHash = rec.TxHash
 	}
+	return nil
+}
+
+// ExtendWithdrawalLease renews a claimed withdrawal's lease for another lease
+// period. ErrLeaseLost: another runner owns it.
+func (s *Store) ExtendWithdrawalLease(ctx context.Context, job *WithdrawalJob, lease time.Duration) error {
+	start := time.Now()
+	tag, err := s.pool.Exec(ctx, `
+UPDATE withdrawals SET run_at = now() + $3::interval, updated_at = now()
+ WHERE id = $1 AND lease_token = $2 AND status = 'running'`, job.ID, job.LeaseToken, lease)
+	if err != nil {
+		return translate("store: extend withdrawal lease", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: extend withdrawal lease %s: %w", job.ID, ErrLeaseLost)
+	}
+	job.LeaseUntil = start.Add(lease)
 	return nil
 }
 
@@ -531,13 +574,30 @@ RETURNING infinity_wallet_id`, job.ID, job.LeaseToken, id).Scan(&frozen)
 }
 
 // RetryWithdrawal hands the withdrawal back, due again after delay (database
-// clock), at the same step: the same request id and body will be replayed.
-func (s *Store) RetryWithdrawal(ctx context.Context, job WithdrawalJob, delay time.Duration, code, reason string) error {
+// clock), at the same step: the same request id and body will be replayed. kind
+// says what the attempt tells about the step's money (see RetryKind).
+func (s *Store) RetryWithdrawal(ctx context.Context, job WithdrawalJob, delay time.Duration, code, reason string, kind RetryKind) error {
 	return s.withdrawalOutcome(ctx, "store: retry withdrawal", job, `
            status = 'pending', run_at = now() + $19::interval, lease_owner = NULL, lease_token = NULL,
-           last_error = $20::text, last_error_code = $21::text`,
-		WithdrawalPending, "retry in "+delay.Round(time.Millisecond).String()+": "+reason, nil, true,
-		delay, reason, nullString(code))
+           last_error = $20::text, last_error_code = $21::text,
+           maybe_moved_at = CASE WHEN $22::boolean THEN COALESCE(maybe_moved_at, now()) ELSE maybe_moved_at END,
+           pending_since  = CASE WHEN $23::boolean THEN COALESCE(pending_since, now())
+                                 WHEN $22::boolean THEN pending_since END`,
+		WithdrawalPending, PGText("retry in "+delay.Round(time.Millisecond).String()+": "+reason, maxAttemptText), nil, true,
+		delay, PGText(reason, maxAttemptText), nullString(PGText(code, maxIDText)), kind != RetryNotSent, kind == RetryInProgress)
+}
+
+// UnresolveWithdrawal ends the withdrawal unresolved: a money-moving step may
+// have moved money that no answer accounts for. result, when set, records the
+// answer that led here.
+func (s *Store) UnresolveWithdrawal(ctx context.Context, job WithdrawalJob, code, reason string, result *WithdrawalStep) error {
+	if result != nil {
+		result.Step = job.Step
+	}
+	return s.withdrawalOutcome(ctx, "store: unresolved withdrawal", job, `
+           status = 'unresolved', unresolved_at = now(), lease_owner = NULL, lease_token = NULL,
+           last_error = $4::text, last_error_code = $19::text`,
+		WithdrawalUnresolved, PGText(reason, maxAttemptText), result, true, nullString(PGText(code, maxIDText)))
 }
 
 // WaitWithdrawal hands a withdrawal whose on-chain transfer is not final yet back,
@@ -568,7 +628,7 @@ func (s *Store) FailWithdrawal(ctx context.Context, job WithdrawalJob, status, c
 	return s.withdrawalOutcome(ctx, "store: fail withdrawal", job, `
            status = $3::text, failed_at = now(), lease_owner = NULL, lease_token = NULL,
            last_error = $4::text, last_error_code = $19::text`,
-		status, reason, result, true, nullString(code))
+		status, PGText(reason, maxAttemptText), result, true, nullString(PGText(code, maxIDText)))
 }
 
 // CompleteWithdrawal records the final on-chain status and transaction hash.
@@ -601,7 +661,8 @@ WITH old AS (
  RETURNING x.id, x.step, old.status AS old_status
 )
 INSERT INTO withdrawal_events (withdrawal_id, from_status, to_status, step, reason)
-SELECT id, old_status, 'pending', step, $2 FROM upd`, id, "requeued: "+reason)
+SELECT id, old_status, 'pending', step, $2 FROM upd
+RETURNING pg_notify('`+WithdrawalsChannel+`', '')`, id, "requeued: "+reason)
 	if err != nil {
 		return translate("store: requeue withdrawal", err)
 	}

@@ -79,7 +79,8 @@ func toConfirm(t *testing.T, s *store.Store, key string) store.WithdrawalJob {
 }
 
 // chainNotification is a signed-looking delivery about a blockchain transfer, as
-// the webhook handler stores it (outcome ignored, the raw body).
+// the webhook handler stores it (outcome ignored, the raw body, the notice the
+// handler read from it).
 func chainNotification(notificationID, transferID, key, status, hash string) store.Delivery {
 	res, _ := json.Marshal(map[string]any{
 		"id": transferID, "idempotencyKey": key, "accountId": "acc",
@@ -89,7 +90,12 @@ func chainNotification(notificationID, transferID, key, status, hash string) sto
 	})
 	body, _ := json.Marshal(map[string]any{"id": notificationID, "eventType": "CRYPTO_TRANSFER.UPDATED", "apiVersion": "v3",
 		"code": "000000", "resource": string(res), "createTime": "1767225600000"})
-	return store.Delivery{NotificationID: notificationID, EventType: "CRYPTO_TRANSFER.UPDATED", Body: body, Outcome: store.OutcomeIgnored}
+	n := &store.WithdrawalNotice{TransferID: transferID, Status: status, TxHash: hash, Resource: res}
+	if k, err := uuid.Parse(key); err == nil {
+		n.IdempotencyKey = k
+	}
+	return store.Delivery{NotificationID: notificationID, EventType: "CRYPTO_TRANSFER.UPDATED", Body: body,
+		Outcome: store.OutcomeIgnored, TransferID: transferID, Withdrawal: n}
 }
 
 func TestCreateWithdrawal(t *testing.T) {
@@ -203,7 +209,7 @@ func TestClaimWithdrawals(t *testing.T) {
 		if !errors.Is(err, store.ErrLeaseLost) {
 			t.Fatalf("stale holder: %v", err)
 		}
-		if err := s.RetryWithdrawal(b.ctx, first, time.Second, "", "x"); !errors.Is(err, store.ErrLeaseLost) {
+		if err := s.RetryWithdrawal(b.ctx, first, time.Second, "", "x", store.RetryUnknown); !errors.Is(err, store.ErrLeaseLost) {
 			t.Fatalf("stale retry: %v", err)
 		}
 		if _, err := s.FreezeInfinityWallet(b.ctx, &first, "inf-2"); !errors.Is(err, store.ErrLeaseLost) {
@@ -225,7 +231,7 @@ func TestClaimWithdrawals(t *testing.T) {
 		s, b := setup(t)
 		w, _, _ := s.CreateWithdrawal(b.ctx, withdrawalInput("k"))
 		job := claimW(t, s, "w", time.Minute)[0]
-		if err := s.RetryWithdrawal(b.ctx, job, time.Hour, "010500", "HTTP 503"); err != nil {
+		if err := s.RetryWithdrawal(b.ctx, job, time.Hour, "010500", "HTTP 503", store.RetryUnknown); err != nil {
 			t.Fatal(err)
 		}
 		if got := claimW(t, s, "w", time.Minute); len(got) != 0 {
@@ -307,12 +313,12 @@ func TestChainWebhookCompletesWithdrawal(t *testing.T) {
 		s, b := setup(t)
 		job := toConfirm(t, s, "k")
 		key := job.TransferRequestID.String()
-		mustIngest(t, s, chainNotification("n1", "ct-1", key, "Closed", "0xfeed"), store.EffectIgnored)
+		mustIngest(t, s, chainNotification("n1", "ct-1", key, "Closed", "0xfeed"), store.EffectWithdrawal)
 		w, _ := s.Withdrawal(b.ctx, job.ID)
 		if w.Status != store.WithdrawalCompleted || *w.TxHash != "0xfeed" || *w.ChainStatus != "Closed" {
 			t.Fatalf("after webhook %s %v %v", w.Status, w.TxHash, w.ChainStatus)
 		}
-		mustIngest(t, s, chainNotification("n0", "ct-1", key, "Pending", ""), store.EffectIgnored)
+		mustIngest(t, s, chainNotification("n0", "ct-1", key, "Pending", ""), store.EffectWithdrawal)
 		w, _ = s.Withdrawal(b.ctx, job.ID)
 		if *w.ChainStatus != "Closed" || *w.TxHash != "0xfeed" {
 			t.Fatalf("late Pending moved it back: %v %v", w.ChainStatus, w.TxHash)
@@ -332,7 +338,7 @@ func TestChainWebhookCompletesWithdrawal(t *testing.T) {
 		}
 		job := claimW(t, s, "w", time.Minute)[0]
 		// Runner is mid-flight (running, no transfer id recorded): the webhook only notes the chain.
-		mustIngest(t, s, chainNotification("n1", "ct-9", job.TransferRequestID.String(), "Closed", "0xbeef"), store.EffectIgnored)
+		mustIngest(t, s, chainNotification("n1", "ct-9", job.TransferRequestID.String(), "Closed", "0xbeef"), store.EffectWithdrawal)
 		w, _ := s.Withdrawal(b.ctx, job.ID)
 		if w.Status != store.WithdrawalRunning || w.ChainStatus == nil || *w.ChainStatus != "Closed" || *w.TxHash != "0xbeef" {
 			t.Fatalf("noted %s %v %v", w.Status, w.ChainStatus, w.TxHash)
@@ -348,7 +354,7 @@ func TestChainWebhookCompletesWithdrawal(t *testing.T) {
 	t.Run("OnChainFailureFails", func(t *testing.T) {
 		s, b := setup(t)
 		job := toConfirm(t, s, "k")
-		mustIngest(t, s, chainNotification("n1", "ct-1", "", "Failed", ""), store.EffectIgnored)
+		mustIngest(t, s, chainNotification("n1", "ct-1", "", "Failed", ""), store.EffectWithdrawal)
 		w, _ := s.Withdrawal(b.ctx, job.ID)
 		if w.Status != store.WithdrawalFailed || *w.LastError != "on-chain transfer Failed" {
 			t.Fatalf("%s %v", w.Status, w.LastError)
@@ -374,12 +380,16 @@ func TestChainWebhookCompletesWithdrawal(t *testing.T) {
 	})
 
 	t.Run("ThroughTheRealHandlerShape", func(t *testing.T) {
-		// The handler classifies a blockchain-destination resource as not a deposit:
-		// guard that assumption, since the trigger relies on it.
+		// The handler classifies a blockchain-destination resource as not a deposit,
+		// and reads the withdrawal notice from it.
 		res := `{"id":"ct-1","source":{"type":"cryptoconnect_wallet","id":"bw"},"destination":{"type":"blockchain","chain":"ETH","address":"0xd8b5f8e714d70e5cff389c5c2bf51d27e61c92c2"},"amount":{"amount":"1","currency":"USDC"},"status":"Closed"}`
 		c, err := webhook.ClassifyResource(res)
 		if err != nil || c.Kind != webhook.KindOther {
 			t.Fatalf("withdrawal resource classified as %v (%v)", c.Kind, err)
+		}
+		n, err := webhook.ClassifyWithdrawal(res)
+		if err != nil || n == nil || n.TransferID != "ct-1" || n.Status != "Closed" {
+			t.Fatalf("notice %+v %v", n, err)
 		}
 	})
 }

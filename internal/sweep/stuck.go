@@ -91,6 +91,17 @@ func (s *StuckMonitor) Check(ctx context.Context) (int, error) {
 	}
 	n += att.StuckWaiting
 	s.metrics.SweepsStuck(n)
+	// Unresolved sweeps and withdrawals are counted here too: they never change by
+	// themselves, so a once-a-minute figure is as good as a scrape-time one.
+	us, uw, err := s.store.UnresolvedCounts(ctx)
+	if err != nil {
+		return n, err
+	}
+	s.metrics.Unresolved(us, uw)
+	if us+uw > 0 {
+		s.log.Warn("unresolved: money may have moved; an operator must resolve each",
+			zap.Int("sweeps", us), zap.Int("withdrawals", uw))
+	}
 	switch {
 	case n > 0:
 		s.log.Warn("sweeps stuck", zap.Int("count", n), zap.Duration("bound", s.cfg.Bound))

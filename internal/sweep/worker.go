@@ -9,22 +9,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/jobs"
 	"github.com/sweeperhq/sweeper/internal/metrics"
-	"github.com/sweeperhq/sweeper/internal/status"
 	"github.com/sweeperhq/sweeper/internal/store"
 )
-
-// NotifyChannel is the PostgreSQL channel sweeper_ingest notifies on commit.
-const NotifyChannel = "sweeper_sweeps"
 
 // maxClaim bounds one claim statement, whatever the concurrency.
 const maxClaim = 256
@@ -53,8 +46,14 @@ type Config struct {
 	// BaseDelay is the first retry delay before jitter [1s]; MaxDelay caps the
 	// exponential backoff [5m].
 	BaseDelay, MaxDelay time.Duration
-	// InProgressDelay is how soon an "in progress" answer is replayed [2s].
-	InProgressDelay time.Duration
+	// PendingMaxAge is how long a sweep may get nothing but "in progress"/PENDING
+	// answers before it is unresolved [1h] (SWEEPER_PENDING_MAX_AGE). Longer waits
+	// out a slow upstream; shorter hands a stuck transfer to a person sooner.
+	PendingMaxAge time.Duration
+	// AttemptTimeout is the longest one attempt can take (token fetch, request, one
+	// refresh after a 401, the request again). An attempt starts only while the
+	// lease covers that much; otherwise the lease is extended first [0: no check].
+	AttemptTimeout time.Duration
 	// PollInterval is the fallback when no NOTIFY arrives (retries falling due,
 	// a lost LISTEN connection) [500ms].
 	PollInterval time.Duration
@@ -81,7 +80,7 @@ func (c *Config) defaults() error {
 	def(&c.Lease, 60*time.Second)
 	def(&c.BaseDelay, time.Second)
 	def(&c.MaxDelay, 5*time.Minute)
-	def(&c.InProgressDelay, 2*time.Second)
+	def(&c.PendingMaxAge, time.Hour)
 	def(&c.PollInterval, 500*time.Millisecond)
 	def(&c.DrainTimeout, 25*time.Second)
 	return nil
@@ -113,100 +112,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	listenCtx, stopListen := context.WithCancel(ctx)
 	defer stopListen()
-	go w.listen(listenCtx, w.store.Pool(), wake)
-
-	// In-flight transfers get their own context: a shutdown signal must not cut a
-	// money movement in half; only the drain deadline does.
-	workCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
-	defer abandon()
+	go w.store.Listen(listenCtx, store.SweepsChannel, wake, func(err error) {
+		w.log.Debug("listen connection lost", zap.Error(err))
+	})
 
 	// Outcomes of sweeps finishing together share a commit; each sweep still waits
 	// for its own to be durable before its slot is freed.
 	outcomes := store.NewOutcomeRecorder(w.store, store.BatcherOptions{})
-
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	freed := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	ticker := time.NewTicker(w.cfg.PollInterval)
-	defer ticker.Stop()
-
-	// due means there may be jobs to claim: at start, after a NOTIFY or a poll tick,
-	// and after a claim that came back full. It survives while every slot is busy, so
-	// the next freed slot claims at once instead of waiting for the poll tick.
-	due := true
-	for ctx.Err() == nil {
-		if due {
-			if free := w.cfg.Concurrency - len(slots); free > 0 {
-				want := min(free, maxClaim)
-				n, err := w.claimAndStart(ctx, workCtx, outcomes, want, slots, freed, &wg)
-				if err != nil && ctx.Err() == nil {
-					w.log.Warn("claim sweeps", zap.Error(err))
-				}
-				// A full batch means more may be due; otherwise the queue is drained
-				// until the next NOTIFY or tick.
-				due = err == nil && n == want
-				if due && len(slots) < w.cfg.Concurrency {
-					continue
-				}
+	loop := jobs.Loop[store.Sweep]{
+		Name: "sweeps", Concurrency: w.cfg.Concurrency, MaxClaim: maxClaim, PollInterval: w.cfg.PollInterval,
+		DrainTimeout: w.cfg.DrainTimeout, Wake: wake, Log: w.log,
+		Claim: func(ctx context.Context, limit int) ([]store.Sweep, error) {
+			toID, err := w.infinityWallet(ctx)
+			if err != nil {
+				return nil, err
 			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-wake:
-			due = true
-		case <-ticker.C:
-			due = true
-		case <-freed:
-		}
+			return w.store.ClaimSweeps(ctx, store.ClaimParams{Owner: w.cfg.Owner, Limit: limit, Lease: w.cfg.Lease, ToWalletID: toID})
+		},
+		Process: func(ctx context.Context, job store.Sweep) { w.process(ctx, outcomes, job) },
+		Drained: outcomes.Close,
+		Release: func(ctx context.Context) (int, error) { return w.store.ReleaseLeases(ctx, w.cfg.Owner) },
 	}
-
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(w.cfg.DrainTimeout):
-		w.log.Warn("drain timeout: abandoning in-flight sweeps to lease expiry")
-		abandon()
-		<-drained
-	}
-	outcomes.Close()
-	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if n, err := w.store.ReleaseLeases(relCtx, w.cfg.Owner); err != nil {
-		w.log.Warn("release leases", zap.Error(err))
-	} else if n > 0 {
-		w.log.Info("released leases", zap.Int("count", n))
-	}
-	return nil
-}
-
-func (w *Worker) claimAndStart(ctx, workCtx context.Context, outcomes *store.OutcomeRecorder, free int, slots chan struct{}, freed chan struct{}, wg *sync.WaitGroup) (int, error) {
-	toID, err := w.infinityWallet(ctx)
-	if err != nil {
-		return 0, err
-	}
-	jobs, err := w.store.ClaimSweeps(ctx, store.ClaimParams{
-		Owner: w.cfg.Owner, Limit: free, Lease: w.cfg.Lease, ToWalletID: toID,
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, job := range jobs {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func(job store.Sweep) {
-			defer func() {
-				<-slots
-				wg.Done()
-				select {
-				case freed <- struct{}{}:
-				default:
-				}
-			}()
-			w.process(workCtx, outcomes, job)
-		}(job)
-	}
-	return len(jobs), nil
+	return loop.Run(ctx)
 }
 
 // infinityWallet returns the Infinity balance id to credit, discovering it once
@@ -223,64 +150,6 @@ func (w *Worker) infinityWallet(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// listen turns NOTIFYs on the sweep channel into wake-ups. It reconnects after a
-// lost connection; the poll ticker covers the gap.
-func (w *Worker) listen(ctx context.Context, pool *pgxpool.Pool, wake chan<- struct{}) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-				conn.Conn().Close(ctx)
-				return err
-			}
-			backoff = 100 * time.Millisecond
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					// The connection's LISTEN state is unknown now: do not return it to the pool.
-					conn.Conn().Close(context.Background())
-					return err
-				}
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		w.log.Debug("listen connection lost", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-// Backoff is the delay before retry number attempt (1-based): exponential from
-// base, capped, with "equal jitter" (half fixed, half random) so that a burst of
-// failures does not come back as a burst, yet no retry comes sooner than half its
-// step. A Retry-After from the upstream wins when it asks for longer.
-func Backoff(attempt int, base, maxDelay, retryAfter time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	d = d/2 + rand.N(d/2+1)
-	if retryAfter > d {
-		d = min(retryAfter, time.Hour)
-	}
-	return d
-}
-
 func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, job store.Sweep) {
 	req := interlace.InternalTransferRequest{
 		ClientTransactionID: job.ClientTransactionID.String(),
@@ -289,10 +158,13 @@ func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, j
 		To:                  interlace.TransferEndpoint{BusinessType: interlace.BusinessTypeInfinity, ID: job.ToWalletID, Currency: job.ToCurrency},
 		Amount:              job.Amount,
 	}
+	if !w.leaseCovers(ctx, &job) {
+		return
+	}
 	started := time.Now()
 	res, callErr := w.up.InternalTransfer(ctx, req)
 	att := store.Attempt{Worker: w.cfg.Owner, StartedAt: started, Duration: time.Since(started)}
-	o := classify(res, callErr, &att, job)
+	o := classify(res, callErr, &att, job, w.cfg.PendingMaxAge)
 
 	log := w.log.With(zap.String("deposit_id", job.DepositID),
 		zap.String("client_transaction_id", req.ClientTransactionID), zap.Int("attempt", job.Attempts),
@@ -304,35 +176,17 @@ func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, j
 	// Recording must survive the worker's own shutdown: the transfer already happened.
 	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	var err error
-	switch o.kind {
-	case outcomeSucceeded:
-		err = outcomes.Record(recCtx, store.Succeeded(job, o.result, att))
-		if err == nil {
-			w.metrics.Sweep("succeeded", time.Since(job.CreatedAt))
-			log.Info("sweep succeeded", zap.String("outcome", "succeeded"),
-				zap.String("interlace_transfer_id", o.result.InterlaceTransferID),
-				zap.String("credited", o.result.CreditedAmount.String()+" "+o.result.CreditedCurrency))
-		}
-	case outcomeRejected:
-		err = outcomes.Record(recCtx, store.Failed(job, att.Code, o.reason, att))
-		if err == nil {
-			w.metrics.Sweep("failed", 0)
-			log.Error("sweep rejected", zap.String("outcome", "failed"), zap.String("code", att.Code), zap.String("reason", o.reason))
-		}
-	default:
-		delay := o.delay
-		if att.Outcome == store.AttemptInProgress {
-			delay = w.cfg.InProgressDelay
-		}
-		if delay == 0 {
-			delay = Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
-		}
-		err = outcomes.Record(recCtx, store.Retry(job, delay, att.Code, o.reason, att))
-		if err == nil {
-			w.metrics.Sweep(att.Outcome, 0)
-			log.Warn("sweep will retry", zap.String("outcome", att.Outcome), zap.Duration("retry_in", delay), zap.String("reason", o.reason))
-		}
+	err := w.record(recCtx, outcomes, job, o, att, log)
+	if err != nil && store.IsDataError(err) {
+		// The answer is poison: PostgreSQL refuses something in it. Replaying would
+		// get the same answer and loop forever without a trace, so the attempt is
+		// recorded with a description instead and the sweep is handed to a person.
+		log.Error("upstream answer cannot be stored", zap.Error(err), zap.String("answer", att.Message))
+		att.Outcome = store.AttemptPoison
+		att.Message = "answer not storable: " + err.Error()
+		att.Error = ""
+		err = w.record(recCtx, outcomes, job, outcome{kind: outcomeUnresolved,
+			reason: "the upstream answer could not be stored (" + err.Error() + "); the transfer may have been applied"}, att, log)
 	}
 	if errors.Is(err, store.ErrLeaseLost) {
 		// Another worker took the job over after our lease expired; it replays the
@@ -348,77 +202,60 @@ func (w *Worker) process(ctx context.Context, outcomes *store.OutcomeRecorder, j
 	}
 }
 
-type outcomeKind int
-
-const (
-	outcomeRetry outcomeKind = iota
-	outcomeSucceeded
-	outcomeRejected
-)
-
-type outcome struct {
-	kind       outcomeKind
-	reason     string
-	delay      time.Duration
-	retryAfter time.Duration
-	result     store.SweepResult
+// record writes one classified outcome and, once it is committed, counts and logs it.
+func (w *Worker) record(ctx context.Context, outcomes *store.OutcomeRecorder, job store.Sweep, o outcome, att store.Attempt, log *zap.Logger) error {
+	var err error
+	switch o.kind {
+	case outcomeSucceeded:
+		err = outcomes.Record(ctx, store.Succeeded(job, o.result, att))
+		if err == nil {
+			w.metrics.Sweep("succeeded", time.Since(job.CreatedAt))
+			log.Info("sweep succeeded", zap.String("outcome", "succeeded"),
+				zap.String("interlace_transfer_id", o.result.InterlaceTransferID),
+				zap.String("credited", o.result.CreditedAmount.String()+" "+o.result.CreditedCurrency))
+		}
+	case outcomeRejected:
+		err = outcomes.Record(ctx, store.Failed(job, att.Code, o.reason, att))
+		if err == nil {
+			w.metrics.Sweep("failed", 0)
+			log.Error("sweep rejected", zap.String("outcome", "failed"), zap.String("code", att.Code), zap.String("reason", o.reason))
+		}
+	case outcomeUnresolved:
+		err = outcomes.Record(ctx, store.Unresolved(job, att.Code, o.reason, o.transferID, o.upstreamStatus, att))
+		if err == nil {
+			w.metrics.Sweep("unresolved", 0)
+			log.Error("sweep unresolved: money may have moved; an operator must resolve it",
+				zap.String("outcome", "unresolved"), zap.String("code", att.Code), zap.String("reason", o.reason))
+		}
+	default:
+		// In-progress answers back off like every other retry: a transfer that
+		// Interlace is slow to finish must not be re-posted every few seconds.
+		delay := o.delay
+		if delay == 0 {
+			delay = jobs.Backoff(job.Attempts, w.cfg.BaseDelay, w.cfg.MaxDelay, o.retryAfter)
+		}
+		err = outcomes.Record(ctx, store.Retry(job, delay, att.Code, o.reason, o.retry, att))
+		if err == nil {
+			w.metrics.Sweep(att.Outcome, 0)
+			log.Warn("sweep will retry", zap.String("outcome", att.Outcome), zap.Duration("retry_in", delay), zap.String("reason", o.reason))
+		}
+	}
+	return err
 }
 
-// classify turns the upstream answer into what to do next, filling the attempt row.
-func classify(res *interlace.InternalTransfer, err error, att *store.Attempt, job store.Sweep) outcome {
+// leaseCovers makes sure the lease outlasts the longest attempt before the
+// request leaves, extending it when time went elsewhere (a confirmation read, a
+// slow claim). false means the lease is gone: another worker owns the job, and
+// nothing was sent.
+func (w *Worker) leaseCovers(ctx context.Context, job *store.Sweep) bool {
+	if w.cfg.AttemptTimeout <= 0 || time.Until(job.LeaseUntil) > w.cfg.AttemptTimeout {
+		return true
+	}
+	until, err := w.store.ExtendSweepLease(ctx, *job, w.cfg.Lease)
 	if err != nil {
-		var ae *interlace.APIError
-		if errors.As(err, &ae) {
-			att.HTTPStatus, att.Code, att.Message = ae.HTTPStatus, ae.Code, ae.Message
-		}
-		att.Error = err.Error()
-		if ae != nil && !ae.Retryable {
-			att.Outcome = store.AttemptRejected
-			reason := ae.Message
-			if reason == "" {
-				reason = err.Error()
-			}
-			if ae.Code != "" {
-				reason = ae.Code + " " + reason
-			}
-			return outcome{kind: outcomeRejected, reason: reason}
-		}
-		att.Outcome = store.AttemptRetry
-		o := outcome{kind: outcomeRetry, reason: err.Error()}
-		if ae != nil {
-			o.retryAfter = ae.RetryAfter
-		}
-		return o
+		w.log.Warn("sweep lease could not be extended; not sending", zap.String("deposit_id", job.DepositID), zap.Error(err))
+		return false
 	}
-	att.HTTPStatus = 200
-	att.Code = "000000"
-	att.Message = res.Status
-	if res.ClientTransactionID != "" && !strings.EqualFold(res.ClientTransactionID, job.ClientTransactionID.String()) {
-		// The answer is about some other transfer: never book it against this deposit.
-		att.Outcome = store.AttemptRejected
-		return outcome{kind: outcomeRejected, reason: fmt.Sprintf(
-			"upstream answered for clientTransactionId %s, not %s", res.ClientTransactionID, job.ClientTransactionID)}
-	}
-	switch status.Classify(res.Status) {
-	case status.Final:
-		fee, feeCur, ferr := res.From.TotalFees()
-		if ferr != nil {
-			// Mixed-currency fees cannot be one figure; keep the transfer, flag the fee.
-			feeCur = "MIXED"
-		}
-		att.Outcome = store.AttemptSucceeded
-		return outcome{kind: outcomeSucceeded, result: store.SweepResult{
-			InterlaceTransferID: res.ID, UpstreamStatus: res.Status,
-			CreditedAmount: res.To.Amount, CreditedCurrency: res.To.Currency,
-			FeeAmount: fee, FeeCurrency: feeCur,
-		}}
-	case status.Failed:
-		att.Outcome = store.AttemptRejected
-		return outcome{kind: outcomeRejected, reason: "transfer " + res.ID + " status " + res.Status}
-	default:
-		// Accepted but not done (PENDING, PROCESSING, …): replaying the same request
-		// later returns its final state.
-		att.Outcome = store.AttemptInProgress
-		return outcome{kind: outcomeRetry, reason: "transfer " + res.ID + " status " + res.Status}
-	}
+	job.LeaseUntil = until
+	return true
 }

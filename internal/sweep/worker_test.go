@@ -13,44 +13,16 @@ import (
 	"github.com/sweeperhq/sweeper/internal/store"
 )
 
-func TestBackoff(t *testing.T) {
-	base, maxDelay := time.Second, 5*time.Minute
-	tests := []struct {
-		attempt    int
-		retryAfter time.Duration
-		lo, hi     time.Duration
-	}{
-		{1, 0, 500 * time.Millisecond, time.Second},               // the first retry comes within a few seconds
-		{2, 0, time.Second, 2 * time.Second},                      // then doubles
-		{4, 0, 4 * time.Second, 8 * time.Second},                  //
-		{30, 0, maxDelay / 2, maxDelay},                           // capped, still jittered
-		{1, 90 * time.Second, 90 * time.Second, 90 * time.Second}, // Retry-After wins when longer
-		{1, 3 * time.Hour, time.Hour, time.Hour},                  // but is bounded
-	}
-	for _, tc := range tests {
-		seen := map[time.Duration]bool{}
-		for i := 0; i < 200; i++ {
-			d := Backoff(tc.attempt, base, maxDelay, tc.retryAfter)
-			if d < tc.lo || d > tc.hi {
-				t.Fatalf("attempt %d retryAfter %s: %s outside [%s, %s]", tc.attempt, tc.retryAfter, d, tc.lo, tc.hi)
-			}
-			seen[d] = true
-		}
-		if tc.retryAfter == 0 && len(seen) < 10 {
-			t.Fatalf("attempt %d: no jitter (%d distinct delays)", tc.attempt, len(seen))
-		}
-	}
-}
-
 func job() store.Sweep {
-	return store.Sweep{DepositID: "d1", ClientTransactionID: uuid.MustParse("5858b107-d1c5-5e8e-b436-886dfa9f5238"), Currency: "USDC"}
+	return store.Sweep{DepositID: "d1", ClientTransactionID: uuid.MustParse("5858b107-d1c5-5e8e-b436-886dfa9f5238"), Currency: "USDC",
+		Amount: decimal.RequireFromString("10"), FromWalletID: "w1", ToWalletID: "inf1", ToCurrency: "USD"}
 }
 
 func TestClassify(t *testing.T) {
 	ok := func(status string) *interlace.InternalTransfer {
 		return &interlace.InternalTransfer{
 			ClientTransactionID: "5858b107-d1c5-5e8e-b436-886dfa9f5238", ID: "1986315238040416258", Status: status,
-			From: interlace.TransferLeg{Currency: "USDC", Fees: []interlace.LegFee{{FeeType: 6, Amount: decimal.RequireFromString("0.05"), Currency: "USDC"}}},
+			From: interlace.TransferLeg{ID: "w1", Amount: decimal.RequireFromString("10"), Currency: "USDC", Fees: []interlace.LegFee{{FeeType: 6, Amount: decimal.RequireFromString("0.05"), Currency: "USDC"}}},
 			To:   interlace.TransferLeg{Amount: decimal.RequireFromString("9.95"), Currency: "USD"},
 		}
 	}
@@ -70,7 +42,7 @@ func TestClassify(t *testing.T) {
 			r := ok("CLOSED")
 			r.ClientTransactionID = uuid.NewString()
 			return r
-		}(), nil, outcomeRejected, store.AttemptRejected, "clientTransactionId"},
+		}(), nil, outcomeUnresolved, attemptMismatch, "clientTransactionId"},
 		{"Retryable5xx", nil, &interlace.APIError{HTTPStatus: 503, Retryable: true}, outcomeRetry, store.AttemptRetry, "503"},
 		{"TimeoutNoStatus", nil, &interlace.APIError{Retryable: true, Err: errors.New("context deadline exceeded")}, outcomeRetry, store.AttemptRetry, "deadline"},
 		{"BusinessRejection", nil, &interlace.APIError{HTTPStatus: 200, Code: "010023", Message: "insufficient balance"}, outcomeRejected, store.AttemptRejected, "010023 insufficient balance"},
@@ -79,21 +51,21 @@ func TestClassify(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var att store.Attempt
-			o := classify(tc.res, tc.err, &att, job())
+			o := classify(tc.res, tc.err, &att, job(), time.Hour)
 			if o.kind != tc.kind || att.Outcome != tc.attempt || !strings.Contains(o.reason, tc.reason) {
 				t.Fatalf("kind %d outcome %q reason %q", o.kind, att.Outcome, o.reason)
 			}
 			if o.kind == outcomeSucceeded {
 				r := o.result
 				if r.InterlaceTransferID != "1986315238040416258" || !r.CreditedAmount.Equal(decimal.RequireFromString("9.95")) ||
-					r.CreditedCurrency != "USD" || !r.FeeAmount.Equal(decimal.RequireFromString("0.05")) || r.FeeCurrency != "USDC" {
+					r.CreditedCurrency != "USD" || r.FeeAmount == nil || !r.FeeAmount.Equal(decimal.RequireFromString("0.05")) || r.FeeCurrency != "USDC" {
 					t.Fatalf("result %+v", r)
 				}
 			}
 		})
 	}
 	var att store.Attempt
-	if o := classify(nil, &interlace.APIError{HTTPStatus: 429, Retryable: true, RetryAfter: 7 * time.Second}, &att, job()); o.retryAfter != 7*time.Second || att.HTTPStatus != 429 {
+	if o := classify(nil, &interlace.APIError{HTTPStatus: 429, Retryable: true, RetryAfter: 7 * time.Second}, &att, job(), time.Hour); o.retryAfter != 7*time.Second || att.HTTPStatus != 429 {
 		t.Fatalf("Retry-After not carried: %+v %+v", o, att)
 	}
 }

@@ -173,6 +173,10 @@ func (h *Handler) delivery(env *Envelope, body []byte, keyIdx int) store.Deliver
 	} else if badID && d.Reason == "" {
 		d.Reason = "missing or malformed notification id"
 	}
+	if d.Deposit == nil && d.Outcome == store.OutcomeIgnored {
+		// Not a deposit: perhaps one of our withdrawals' transfers, applied with the delivery.
+		return withdrawalDelivery(d, env.Resource)
+	}
 	return d
 }
 

@@ -18,8 +18,8 @@ import (
 // Rules, in this order (the first that fails stops the withdrawal):
 //  1. the conversion rate must be positive, and every fee must be in the source
 //     currency (USD) or the withdrawn currency, so that fees can be added up exactly;
-//  2. the network fee must not exceed the amount withdrawn ("a fee-and-quota over
-//     the amount");
+//  2. the network fee must be less than the amount bought: it is withheld from
+//     it, and what is left is sent ("a fee-and-quota over the amount");
 //  3. trade fee + network fee must not exceed MaxRate × Amount ("a quote whose fee
 //     exceeds the ceiling"). The sum is taken in the withdrawn currency, USD amounts
 //     multiplied by the rate (never divided), so the comparison is exact.
@@ -79,8 +79,9 @@ func (c FeeCheck) Evaluate() FeeVerdict {
 	}
 	v.Total = tradeFee.Add(v.NetworkFee)
 	v.Limit = c.MaxRate.Mul(c.Amount).Mul(c.Rate)
-	if v.NetworkFee.GreaterThan(c.Withdrawn) {
-		v.Stop = fmt.Sprintf("network fee %s %s exceeds the amount withdrawn, %s %s", v.NetworkFee, cur, c.Withdrawn, cur)
+	// The network fee comes out of what the trade buys (contract §11): it must leave something to send.
+	if v.NetworkFee.GreaterThanOrEqual(c.Withdrawn) {
+		v.Stop = fmt.Sprintf("network fee %s %s leaves nothing of the %s %s bought", v.NetworkFee, cur, c.Withdrawn, cur)
 		return v
 	}
 	if v.Total.GreaterThan(v.Limit) {

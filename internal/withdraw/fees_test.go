@@ -33,12 +33,18 @@ func TestFeeCheck(t *testing.T) {
 		{"OneUnitOverStops", func(c *FeeCheck) { c.MaxRate = d("0.024999") }, "exceed SWEEPER_MAX_FEE_RATE", "", "", ""},
 		{"DefaultTwoPercentStopsTheGuideExample", func(c *FeeCheck) { c.MaxRate = d("0.02") }, "fees 0.25 USDC", "", "", ""},
 		{"NetworkFeeOverAmount", func(c *FeeCheck) { c.MaxRate = d("0.99"); c.NetworkFees = gas("9.950001", "USDC") },
-			"exceeds the amount withdrawn", "", "", ""},
-		{"NetworkFeeEqualToAmountIsNotOver", func(c *FeeCheck) {
+			"leaves nothing of the 9.95 USDC bought", "", "", ""},
+		// The fee is withheld from what the trade bought: a fee equal to it leaves nothing to send.
+		{"NetworkFeeEqualToAmountStops", func(c *FeeCheck) {
 			c.MaxRate = d("0.999")
 			c.TradeFee = decimal.Zero
 			c.NetworkFees = gas("9.95", "USDC")
-		}, "", "9.95", "9.95", "9.99"},
+		}, "leaves nothing", "", "", ""},
+		{"NetworkFeeJustUnderAmountGoesOn", func(c *FeeCheck) {
+			c.MaxRate = d("0.999")
+			c.TradeFee = decimal.Zero
+			c.NetworkFees = gas("9.94", "USDC")
+		}, "", "9.94", "9.94", "9.99"},
 		{"FeesInUSDAreConvertedByRate", func(c *FeeCheck) {
 			c.Rate = d("0.5")
 			c.NetworkFees = gas("0.2", "USD")

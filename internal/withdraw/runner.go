@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/jobs"
 	"github.com/sweeperhq/sweeper/internal/metrics"
 	"github.com/sweeperhq/sweeper/internal/store"
 )
@@ -57,8 +57,15 @@ type RunnerConfig struct {
 	Lease time.Duration
 	// BaseDelay and MaxDelay bound the retry backoff [1s, 5m].
 	BaseDelay, MaxDelay time.Duration
-	// InProgressDelay is how soon an accepted-but-not-done answer is replayed [2s].
-	InProgressDelay time.Duration
+	// AttemptTimeout is the longest one upstream call can take (token fetch,
+	// request, a refresh after a 401, the request again). A step starts only
+	// while the lease covers that much; otherwise the lease is extended first,
+	// and when it is gone nothing is sent [0: no check].
+	AttemptTimeout time.Duration
+	// PendingMaxAge is how long a money-moving step may get nothing but "in
+	// progress" answers before the withdrawal is unresolved [1h]
+	// (SWEEPER_PENDING_MAX_AGE; such answers back off like any other retry).
+	PendingMaxAge time.Duration
 	// PollInterval is how often due withdrawals are looked for [1s]; Wake starts
 	// one at once.
 	PollInterval time.Duration
@@ -90,7 +97,7 @@ func (c *RunnerConfig) defaults() error {
 	def(&c.Lease, 60*time.Second)
 	def(&c.BaseDelay, time.Second)
 	def(&c.MaxDelay, 5*time.Minute)
-	def(&c.InProgressDelay, 2*time.Second)
+	def(&c.PendingMaxAge, time.Hour)
 	def(&c.PollInterval, time.Second)
 	def(&c.ConfirmInterval, 10*time.Second)
 	def(&c.DrainTimeout, 25*time.Second)
@@ -131,62 +138,22 @@ func (r *Runner) Wake() {
 
 // Run claims and executes withdrawals until ctx ends, then waits up to
 // DrainTimeout for the running ones and hands back any lease it still holds.
+// It wakes on Wake (this process) and on the store's withdrawals channel (a
+// withdrawal created or requeued by any replica).
 func (r *Runner) Run(ctx context.Context) error {
-	// Running withdrawals get their own context: a shutdown signal must not cut a
-	// money movement in half; only the drain deadline does.
-	workCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
-	defer abandon()
-	slots := make(chan struct{}, r.cfg.Concurrency)
-	freed := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	ticker := time.NewTicker(r.cfg.PollInterval)
-	defer ticker.Stop()
-	for ctx.Err() == nil {
-		if free := r.cfg.Concurrency - len(slots); free > 0 {
-			jobs, err := r.claim(ctx, free)
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("claim withdrawals", zap.Error(err))
-			}
-			for _, job := range jobs {
-				slots <- struct{}{}
-				wg.Add(1)
-				go func(job store.WithdrawalJob) {
-					defer func() {
-						<-slots
-						wg.Done()
-						select {
-						case freed <- struct{}{}:
-						default:
-						}
-					}()
-					r.process(workCtx, job)
-				}(job)
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-r.wake:
-		case <-ticker.C:
-		case <-freed:
-		}
+	listenCtx, stopListen := context.WithCancel(ctx)
+	defer stopListen()
+	go r.store.Listen(listenCtx, store.WithdrawalsChannel, r.wake, func(err error) {
+		r.log.Debug("listen connection lost", zap.Error(err))
+	})
+	loop := jobs.Loop[store.WithdrawalJob]{
+		Name: "withdrawals", Concurrency: r.cfg.Concurrency, PollInterval: r.cfg.PollInterval,
+		DrainTimeout: r.cfg.DrainTimeout, Wake: r.wake, Log: r.log,
+		Claim:   r.claim,
+		Process: r.process,
+		Release: func(ctx context.Context) (int, error) { return r.store.ReleaseWithdrawalLeases(ctx, r.cfg.Owner) },
 	}
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(r.cfg.DrainTimeout):
-		r.log.Warn("drain timeout: abandoning running withdrawals to lease expiry")
-		abandon()
-		<-drained
-	}
-	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if n, err := r.store.ReleaseWithdrawalLeases(relCtx, r.cfg.Owner); err != nil {
-		r.log.Warn("release withdrawal leases", zap.Error(err))
-	} else if n > 0 {
-		r.log.Info("released withdrawal leases", zap.Int("count", n))
-	}
-	return nil
+	return loop.Run(ctx)
 }
 
 // ProcessDue claims the withdrawals due now (up to Concurrency) and runs each until
@@ -241,6 +208,10 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 	justTransferred := false
 	for job.Step != store.StepDone {
 		step, attempt := job.Step, job.Attempts
+		if !r.leaseCovers(ctx, &job) {
+			log.Warn("withdrawal lease lost before the step; another runner owns it", zap.String("step", step))
+			return
+		}
 		o := r.runStep(ctx, &job, justTransferred)
 		if err := r.hook(ctx, &job, step, AfterCall); err != nil {
 			log.Warn("withdrawal abandoned", zap.String("step", step), zap.Error(err))
@@ -277,6 +248,9 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 				zap.String("reason", o.reason))
 		case outcomeWait:
 			l.Info("withdrawal waits for the chain", zap.Duration("poll_in", o.delay), zap.String("chain_status", o.chainStatus))
+		case outcomeUnresolved:
+			l.Error("withdrawal unresolved: money may have moved; an operator must resolve it", zap.String("code", o.code),
+				zap.String("reason", o.reason))
 		case outcomeFail, outcomeStop:
 			l.Error("withdrawal ended", zap.String("status", o.status), zap.String("code", o.code), zap.String("reason", o.reason))
 		case outcomeComplete:
@@ -286,13 +260,25 @@ func (r *Runner) process(ctx context.Context, job store.WithdrawalJob) {
 	}
 }
 
+// leaseCovers makes sure the lease outlasts one more upstream call before a
+// step starts, extending it when it is short; false means another runner owns
+// the withdrawal now.
+func (r *Runner) leaseCovers(ctx context.Context, job *store.WithdrawalJob) bool {
+	if r.cfg.AttemptTimeout <= 0 || time.Until(job.LeaseUntil) > r.cfg.AttemptTimeout {
+		return true
+	}
+	return r.store.ExtendWithdrawalLease(ctx, job, r.cfg.Lease) == nil
+}
+
 func (r *Runner) record(ctx context.Context, job *store.WithdrawalJob, o outcome) error {
 	switch o.kind {
 	case outcomeAdvance:
 		o.record.Lease = r.cfg.Lease
 		return r.store.RecordWithdrawalStep(ctx, job, o.record)
 	case outcomeRetry:
-		return r.store.RetryWithdrawal(ctx, *job, o.delay, o.code, o.reason)
+		return r.store.RetryWithdrawal(ctx, *job, o.delay, o.code, o.reason, o.retry)
+	case outcomeUnresolved:
+		return r.store.UnresolveWithdrawal(ctx, *job, o.code, o.reason, o.result)
 	case outcomeWait:
 		return r.store.WaitWithdrawal(ctx, *job, o.delay, o.chainStatus, o.txHash, o.note)
 	case outcomeFail, outcomeStop:

@@ -65,7 +65,7 @@ func (e *env) runner(owner string, hook Hook) *Runner {
 	e.t.Helper()
 	r, err := NewRunner(RunnerConfig{
 		Owner: owner, AccountID: accountID, Lease: 400 * time.Millisecond, BaseDelay: 5 * time.Millisecond,
-		MaxDelay: 20 * time.Millisecond, InProgressDelay: 5 * time.Millisecond, ConfirmInterval: 30 * time.Millisecond,
+		MaxDelay: 20 * time.Millisecond, ConfirmInterval: 30 * time.Millisecond,
 		Hook: hook,
 	}, e.store, e.client, zaptest.NewLogger(e.t, zaptest.Level(zap.ErrorLevel)), nil)
 	if err != nil {
@@ -161,18 +161,20 @@ func TestWithdrawalFromMasterWallet(t *testing.T) {
 	if m != (moved{1, 1, 1}) {
 		t.Fatalf("money moved %+v, want once each", m)
 	}
-	// 123.45 USD: trade fee 0.61725 USD (0.5%), 122.83275 USDC bought, 0.2 USDC gas on top.
+	// 123.45 USD: trade fee 0.61725 USD (0.5%), 122.83275 USDC bought; the 0.2 USDC
+	// network fee comes out of it (contract §11), so 122.63275 USDC are sent and the
+	// master wallet's own USDC is not touched.
 	if got := before.Infinity.Available.Sub(l.Infinity.Available); !got.Equal(dec("123.45")) {
 		t.Fatalf("Infinity debited %s", got)
 	}
-	if got := walletBalance(l, masterWallet, "USDC").Sub(walletBalance(before, masterWallet, "USDC")); !got.Equal(dec("-0.2")) {
-		t.Fatalf("master USDC moved by %s, want -0.2 (gas)", got)
+	if got := walletBalance(l, masterWallet, "USDC").Sub(walletBalance(before, masterWallet, "USDC")); !got.IsZero() {
+		t.Fatalf("master USDC moved by %s, want 0: the payout spent money it did not bring", got)
 	}
 	if got := walletBalance(l, masterWallet, "USD"); !got.IsZero() {
 		t.Fatalf("master wallet keeps %s USD", got)
 	}
 	bt := l.BlockchainTransfers[0]
-	if !bt.Amount.Equal(dec("122.83275")) || !bt.Fee.Equal(dec("0.2")) || bt.Address != destination || bt.Chain != "ETH" ||
+	if !bt.Amount.Equal(dec("122.63275")) || !bt.Fee.Equal(dec("0.2")) || bt.Address != destination || bt.Chain != "ETH" ||
 		bt.WalletID != masterWallet || bt.Status != "Closed" {
 		t.Fatalf("blockchain transfer %+v", bt)
 	}
@@ -181,8 +183,8 @@ func TestWithdrawalFromMasterWallet(t *testing.T) {
 	}
 	want := map[string][2]string{ // step -> amount, fee
 		"quote": {"122.83275", "0.61725"}, "fee_preview": {"122.83275", "0.2"}, "fund": {"123.45", "0"},
-		"trade": {"122.83275", "0.61725"}, "fee": {"122.83275", "0.2"}, "transfer": {"122.83275", "0.2"},
-		"confirm": {"122.83275", ""},
+		"trade": {"122.83275", "0.61725"}, "fee": {"122.83275", "0.2"}, "transfer": {"122.63275", "0.2"},
+		"confirm": {"122.63275", ""},
 	}
 	if len(w.Steps) != len(want) {
 		t.Fatalf("%d steps recorded: %+v", len(w.Steps), w.Steps)
@@ -219,24 +221,11 @@ func TestWithdrawalFromUserWallet(t *testing.T) {
 	if err != nil || !created || len(wal.Addresses) != 1 {
 		t.Fatalf("provision %+v %v %v", wal, created, err)
 	}
-	// A user wallet holds no USDC for gas yet: stopped before anything moves.
+	// A new user wallet holds no USDC at all: the network fee comes out of what the
+	// trade buys, so the payout completes and leaves the wallet as it found it.
+	before := e.sandbox.Ledger()
 	w := e.withdraw("user-7-a", wal.ID, "50")
 	w = e.drive(e.runner("r1", nil), w.ID)
-	if w.Status != store.WithdrawalStopped || w.Step != store.StepFeePreview || !strings.Contains(*w.LastError, "network fee") {
-		t.Fatalf("unfunded gas: %s at %s: %v", w.Status, w.Step, w.LastError)
-	}
-	if m, _ := e.moved(w); m != (moved{}) {
-		t.Fatalf("money moved %+v", m)
-	}
-	// The user deposits 1 USDC; the operator requeues the stopped withdrawal.
-	if _, err := e.sandbox.CreateDeposit(ctx, sandbox.DepositRequest{WalletID: wal.ID, Amount: dec("1")}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.store.RequeueWithdrawal(ctx, w.ID, "gas funded"); err != nil {
-		t.Fatal(err)
-	}
-	before := e.sandbox.Ledger()
-	w = e.drive(e.runner("r2", nil), w.ID)
 	if w.Status != store.WithdrawalCompleted {
 		t.Fatalf("%s at %s: %v", w.Status, w.Step, w.LastError)
 	}
@@ -247,9 +236,12 @@ func TestWithdrawalFromUserWallet(t *testing.T) {
 	if got := before.Infinity.Available.Sub(l.Infinity.Available); !got.Equal(dec("50")) {
 		t.Fatalf("Infinity debited %s", got)
 	}
-	// 50 USD -> fee 0.25, 49.75 USDC bought and sent, 0.2 gas from the deposit: 0.8 left.
-	if got := walletBalance(l, wal.ID, "USDC"); !got.Equal(dec("0.8")) {
-		t.Fatalf("user wallet USDC %s, want 0.8", got)
+	// 50 USD -> fee 0.25, 49.75 USDC bought; 0.2 withheld for the network fee, 49.55 sent.
+	if got := walletBalance(l, wal.ID, "USDC"); !got.IsZero() {
+		t.Fatalf("user wallet USDC %s, want 0", got)
+	}
+	if bt := l.BlockchainTransfers[0]; !bt.Amount.Equal(dec("49.55")) || !bt.Fee.Equal(dec("0.2")) {
+		t.Fatalf("sent %s fee %s", bt.Amount, bt.Fee)
 	}
 	if l.Trades[0].WalletID != wal.ID || *w.BaseWalletID != wal.ID || l.BlockchainTransfers[0].WalletID != wal.ID {
 		t.Fatalf("trade into %s, base %s, sent from %s; want the user's wallet %s", l.Trades[0].WalletID, *w.BaseWalletID,
@@ -373,8 +365,8 @@ func TestCrashAfterEachStepResumes(t *testing.T) {
 				if got := before.Infinity.Available.Sub(l.Infinity.Available); !got.Equal(dec("100")) {
 					t.Fatalf("Infinity debited %s", got)
 				}
-				if got := walletBalance(l, masterWallet, "USDC").Sub(walletBalance(before, masterWallet, "USDC")); !got.Equal(dec("-0.2")) {
-					t.Fatalf("master USDC moved by %s", got)
+				if got := walletBalance(l, masterWallet, "USDC").Sub(walletBalance(before, masterWallet, "USDC")); !got.IsZero() {
+					t.Fatalf("master USDC moved by %s: the payout spent money it did not bring", got)
 				}
 				key := map[string]uuid.UUID{store.StepFund: w.FundRequestID, store.StepTrade: w.TradeRequestID,
 					store.StepTransfer: w.TransferRequestID}[step]

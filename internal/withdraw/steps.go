@@ -11,33 +11,36 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/sweeperhq/sweeper/internal/interlace"
+	"github.com/sweeperhq/sweeper/internal/jobs"
+	"github.com/sweeperhq/sweeper/internal/status"
 	"github.com/sweeperhq/sweeper/internal/store"
-	"github.com/sweeperhq/sweeper/internal/sweep"
 )
 
 type outcomeKind int
 
 const (
-	outcomeAdvance  outcomeKind = iota // record the step's result, go on with the next step
-	outcomeRetry                       // replay the same step (same request id) after delay
-	outcomeWait                        // on-chain transfer not final yet: poll again after delay
-	outcomeFail                        // upstream rejection: failed, with Interlace's code and message
-	outcomeStop                        // a guard: stopped before money left
-	outcomeComplete                    // final on-chain status with its hash
+	outcomeAdvance    outcomeKind = iota // record the step's result, go on with the next step
+	outcomeRetry                         // replay the same step (same request id) after delay
+	outcomeWait                          // on-chain transfer not final yet: poll again after delay
+	outcomeFail                          // upstream rejection: failed, with Interlace's code and message
+	outcomeStop                          // a guard: stopped before money left
+	outcomeComplete                      // final on-chain status with its hash
+	outcomeUnresolved                    // a money-moving step may have moved money no answer accounts for
 )
 
 func (k outcomeKind) String() string {
-	return [...]string{"advanced", "retry", "wait", "failed", "stopped", "completed"}[k]
+	return [...]string{"advanced", "retry", "wait", "failed", "stopped", "completed", "unresolved"}[k]
 }
 
 type outcome struct {
 	kind        outcomeKind
 	record      store.StepRecord      // advance
 	delay       time.Duration         // retry, wait
+	retry       store.RetryKind       // retry: what the attempt tells about the step's money
 	status      string                // fail, stop
-	code        string                // retry, fail
-	reason      string                // retry, fail, stop
-	result      *store.WithdrawalStep // fail/stop (optional), complete
+	code        string                // retry, fail, unresolved
+	reason      string                // retry, fail, stop, unresolved
+	result      *store.WithdrawalStep // fail/stop/unresolved (optional), complete
 	chainStatus string                // wait, complete
 	txHash      string                // wait, complete
 	note        bool                  // wait: record an event even if the chain status did not change
@@ -63,12 +66,21 @@ func (r *Runner) runStep(ctx context.Context, job *store.WithdrawalJob, justTran
 	return outcome{kind: outcomeFail, status: store.WithdrawalFailed, reason: "unknown step " + job.Step}
 }
 
+// movesMoney reports the steps whose request moves money (contract §8 steps 1,
+// 3 and 5). Only for those can an unknown outcome hide a movement.
+func movesMoney(step string) bool {
+	return step == store.StepFund || step == store.StepTrade || step == store.StepTransfer
+}
+
 // upstreamError turns a failed call into a retry (ambiguous or transient: the same
-// request is replayed later) or a failure (a definite rejection, with Interlace's
-// code and message).
+// request is replayed later), a failure (a definite rejection, with Interlace's
+// code and message) or, for a money-moving step, unresolved: a rejection after an
+// attempt whose outcome is unknown, or a success answer that is not about our
+// request, is no proof that the money did not move (contract §11).
 func (r *Runner) upstreamError(job *store.WithdrawalJob, what string, err error) outcome {
 	var ae *interlace.APIError
-	if errors.As(err, &ae) && !ae.Retryable {
+	errors.As(err, &ae)
+	reasonOf := func() string {
 		reason := ae.Message
 		if reason == "" {
 			reason = err.Error()
@@ -76,29 +88,63 @@ func (r *Runner) upstreamError(job *store.WithdrawalJob, what string, err error)
 		if ae.Code != "" {
 			reason = "Interlace code " + ae.Code + ": " + reason
 		}
-		return outcome{kind: outcomeFail, status: store.WithdrawalFailed, code: ae.Code, reason: what + " rejected: " + reason}
+		return reason
 	}
-	o := outcome{kind: outcomeRetry, reason: what + ": " + err.Error()}
+	switch {
+	case ae != nil && ae.InProgress:
+		return r.inProgress(job, what, "", "in progress ("+reasonOf()+")")
+	case ae != nil && movesMoney(job.Step) && ae.HTTPStatus >= 200 && ae.HTTPStatus < 300 &&
+		errors.Is(err, interlace.ErrMalformedResponse) && (!ae.Retryable || ae.Code == "000000" || ae.Code == "0"):
+		// A success-coded answer we cannot read, or one about another request:
+		// something may have moved; replays return the same answer.
+		return outcome{kind: outcomeUnresolved, code: ae.Code,
+			reason: what + ": an answer that cannot be booked (" + reasonOf() + "); the money may have moved"}
+	case ae != nil && !ae.Retryable:
+		if movesMoney(job.Step) && job.MaybeMoved {
+			return outcome{kind: outcomeUnresolved, code: ae.Code, reason: what + " rejected after an attempt whose " +
+				"outcome is unknown, so the money may have moved: " + reasonOf()}
+		}
+		return outcome{kind: outcomeFail, status: store.WithdrawalFailed, code: ae.Code, reason: what + " rejected: " + reasonOf()}
+	}
+	o := outcome{kind: outcomeRetry, reason: what + ": " + err.Error(), retry: store.RetryUnknown}
 	var retryAfter time.Duration
 	if ae != nil {
 		o.code, retryAfter = ae.Code, ae.RetryAfter
+		if ae.HTTPStatus == 401 || errors.Is(err, interlace.ErrNoToken) {
+			o.retry = store.RetryNotSent
+		}
 	}
 	o.delay = r.backoff(job, retryAfter)
 	return o
 }
 
-// backoff is the retry delay of the job's current attempt (the sweeps' policy).
+// backoff is the retry delay of the job's current attempt (the one policy of
+// every leased job).
 func (r *Runner) backoff(job *store.WithdrawalJob, retryAfter time.Duration) time.Duration {
-	return sweep.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, retryAfter)
+	return jobs.Backoff(job.Attempts, r.cfg.BaseDelay, r.cfg.MaxDelay, retryAfter)
 }
 
-// statusClass is the class of a transfer's or trade's status (internal/status),
-// in the workflow's words: "final", "failed", or "pending" (keep polling).
-func statusClass(s string) string { return store.ChainClass(s) }
+// inProgress replays an accepted-but-not-done step with the normal backoff, and
+// hands it to a person after PendingMaxAge of nothing else.
+func (r *Runner) inProgress(job *store.WithdrawalJob, what, id, st string) outcome {
+	reason := fmt.Sprintf("%s %s is %s; replaying the same request for its final state", what, id, st)
+	if job.PendingFor >= r.cfg.PendingMaxAge {
+		return outcome{kind: outcomeUnresolved, code: "pending_max_age", reason: fmt.Sprintf(
+			"nothing but in-progress answers for %s (SWEEPER_PENDING_MAX_AGE %s): %s", job.PendingFor.Round(time.Second),
+			r.cfg.PendingMaxAge, reason)}
+	}
+	return outcome{kind: outcomeRetry, delay: r.backoff(job, 0), retry: store.RetryInProgress, reason: reason}
+}
 
-func (r *Runner) inProgress(what, id, status string) outcome {
-	return outcome{kind: outcomeRetry, delay: r.cfg.InProgressDelay,
-		reason: fmt.Sprintf("%s %s is %s; replaying the same request for its final state", what, id, status)}
+// rejected is a definite "no" in a success envelope (status FAILED and the
+// like): failed, or unresolved when an earlier attempt of this money-moving step
+// had an unknown outcome.
+func rejected(job *store.WithdrawalJob, reason string, result *store.WithdrawalStep) outcome {
+	if movesMoney(job.Step) && job.MaybeMoved {
+		return outcome{kind: outcomeUnresolved, result: result,
+			reason: reason + " after an attempt whose outcome is unknown, so the money may have moved"}
+	}
+	return outcome{kind: outcomeFail, status: store.WithdrawalFailed, result: result, reason: reason}
 }
 
 func raw(v any) json.RawMessage {
@@ -116,6 +162,12 @@ func strPtr(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// unresolved: a money-moving step's success answer cannot be booked as given;
+// the money may have moved in some other way than asked.
+func unresolved(code, reason string) outcome {
+	return outcome{kind: outcomeUnresolved, code: code, reason: reason + "; the money may have moved: check Interlace"}
 }
 
 func fail(reason string) outcome {
@@ -159,9 +211,9 @@ func (r *Runner) feeQuota(ctx context.Context, job *store.WithdrawalJob, walletI
 }
 
 // stepFeePreview is the guide's step 4 (fee-and-quota) run before step 1, on the
-// requested wallet and the quoted amount, plus a check that the wallet can pay
-// the network fee Interlace charges on top. Nothing has moved yet, so a stop here
-// leaves every balance untouched.
+// requested wallet and the quoted amount. Nothing has moved yet, so a stop here
+// leaves every balance untouched. The network fee will come out of what the
+// trade buys (contract §11), so the wallet's own balance is never needed.
 func (r *Runner) stepFeePreview(ctx context.Context, job *store.WithdrawalJob) outcome {
 	quote, ok := job.StepResult(store.StepQuote)
 	if !ok || quote.Amount == nil {
@@ -183,25 +235,6 @@ func (r *Runner) stepFeePreview(ctx context.Context, job *store.WithdrawalJob) o
 	if v.Stop != "" {
 		return outcome{kind: outcomeStop, status: store.WithdrawalStopped, code: "fee_limit", result: result,
 			reason: "stopped before any money moved: " + v.Stop}
-	}
-	// The account id stands for the master wallet, which cannot be read by that id.
-	if job.WalletID != job.AccountID {
-		w, err := r.up.GetWallet(ctx, job.WalletID)
-		if err != nil {
-			return r.upstreamError(job, "get wallet", err)
-		}
-		avail := decimal.Zero
-		for _, b := range w.Balances {
-			if strings.EqualFold(b.Currency, job.Currency) {
-				avail = b.Available
-			}
-		}
-		if avail.LessThan(v.NetworkFee) {
-			return outcome{kind: outcomeStop, status: store.WithdrawalStopped, code: "network_fee_unfunded", result: result,
-				reason: fmt.Sprintf("stopped before any money moved: wallet %s holds %s %s, but the network fee of %s %s is "+
-					"charged on top of the amount withdrawn; fund the wallet, then requeue", job.WalletID, avail, job.Currency,
-					v.NetworkFee, job.Currency)}
-		}
 	}
 	return outcome{kind: outcomeAdvance, record: store.StepRecord{
 		Next: store.StepFund, Result: *result,
@@ -234,26 +267,32 @@ func (r *Runner) stepFund(ctx context.Context, job *store.WithdrawalJob) outcome
 	if err != nil {
 		return r.upstreamError(job, "internal transfer", err)
 	}
-	switch statusClass(t.Status) {
-	case "failed":
-		return fail(fmt.Sprintf("internal transfer %s status %s", t.ID, t.Status))
-	case "pending":
-		return r.inProgress("internal transfer", t.ID, t.Status)
+	switch status.Classify(t.Status) {
+	case status.Failed:
+		return rejected(job, fmt.Sprintf("internal transfer %s status %s", t.ID, t.Status), nil)
+	case status.Waiting, status.Unknown:
+		return r.inProgress(job, "internal transfer", t.ID, t.Status)
 	}
 	debited := t.From.Amount
 	if debited.IsZero() {
 		debited = job.Amount
 	}
-	fee, feeCur, ferr := t.From.TotalFees()
-	if ferr != nil {
-		feeCur = "MIXED"
+	if !debited.Equal(job.Amount) || (t.From.Currency != "" && !strings.EqualFold(t.From.Currency, job.SourceCurrency)) {
+		return unresolved("mismatch", fmt.Sprintf("internal transfer %s %s moved %s %s, sent %s %s", t.ID, t.Status,
+			debited, t.From.Currency, job.Amount, job.SourceCurrency))
+	}
+	// Fees in several currencies are not one figure: NULL, the lines stay in the response.
+	var feePtr *decimal.Decimal
+	var feeCurPtr *string
+	if fee, feeCur, ferr := t.From.TotalFees(); ferr == nil {
+		feePtr, feeCurPtr = &fee, &feeCur
 	}
 	return outcome{kind: outcomeAdvance, record: store.StepRecord{
 		Next: store.StepTrade,
 		Result: store.WithdrawalStep{
 			RequestID: ptr(job.FundRequestID), UpstreamID: strPtr(t.ID), UpstreamStatus: strPtr(t.Status),
 			WalletID: ptr(job.WalletID), Amount: ptr(debited), Currency: ptr(orDefault(t.From.Currency, job.SourceCurrency)),
-			Fee: ptr(fee), FeeCurrency: ptr(feeCur), Response: raw(t),
+			Fee: feePtr, FeeCurrency: feeCurPtr, Response: raw(t),
 		},
 		Reason: fmt.Sprintf("internal transfer %s %s: %s %s from Infinity %s to wallet %s", t.ID, t.Status, debited,
 			job.SourceCurrency, *job.InfinityWalletID, job.WalletID),
@@ -269,17 +308,19 @@ func (r *Runner) stepTrade(ctx context.Context, job *store.WithdrawalJob) outcom
 	if err != nil {
 		return r.upstreamError(job, "trade", err)
 	}
-	switch statusClass(t.Status) {
-	case "failed":
-		return fail(fmt.Sprintf("trade %s status %s", t.ID, t.Status))
-	case "pending":
-		return r.inProgress("trade", t.ID, t.Status)
+	switch status.Classify(t.Status) {
+	case status.Failed:
+		return rejected(job, fmt.Sprintf("trade %s status %s", t.ID, t.Status), nil)
+	case status.Waiting, status.Unknown:
+		return r.inProgress(job, "trade", t.ID, t.Status)
 	}
+	// The trade executed: an answer that does not add up is no proof that nothing
+	// was bought, so it is unresolved, never failed.
 	if !t.BaseAmount.IsPositive() {
-		return fail(fmt.Sprintf("trade %s bought %s %s", t.ID, t.BaseAmount, t.BaseCurrency))
+		return unresolved("mismatch", fmt.Sprintf("trade %s %s answers %s %s bought", t.ID, t.Status, t.BaseAmount, t.BaseCurrency))
 	}
 	if t.BaseCurrency != "" && !strings.EqualFold(t.BaseCurrency, job.Currency) {
-		return fail(fmt.Sprintf("trade %s bought %s, not %s", t.ID, t.BaseCurrency, job.Currency))
+		return unresolved("mismatch", fmt.Sprintf("trade %s %s bought %s, not %s", t.ID, t.Status, t.BaseCurrency, job.Currency))
 	}
 	// Contract §8: step 5 withdraws from the wallet the trade answers as baseWalletId.
 	wallet, note := t.BaseWalletID, ""
@@ -332,49 +373,79 @@ func (r *Runner) stepFee(ctx context.Context, job *store.WithdrawalJob) outcome 
 	}}
 }
 
-// stepTransfer is the guide's step 5: withdraw what the trade bought from
-// baseWalletId; the network fee is charged on top.
+// stepTransfer is the guide's step 5: withdraw from baseWalletId what the
+// trade bought minus the network fee fee-and-quota quoted (contract §11: a
+// payout never spends money it did not bring). Interlace charges the fee on top
+// of the amount sent, so amount + fee is exactly what the trade put in the
+// wallet, whatever else the wallet holds (the master wallet's other funds, a
+// user's deposits not yet swept).
 func (r *Runner) stepTransfer(ctx context.Context, job *store.WithdrawalJob) outcome {
 	if job.BaseWalletID == nil || job.BaseAmount == nil {
 		return fail("internal: transfer without a recorded trade")
+	}
+	feeStep, ok := job.StepResult(store.StepFee)
+	if !ok || feeStep.Fee == nil {
+		return fail("internal: transfer without a recorded network fee")
+	}
+	send := job.BaseAmount.Sub(*feeStep.Fee)
+	if !send.IsPositive() {
+		return outcome{kind: outcomeStop, status: store.WithdrawalStopped, code: "fee_limit", reason: fmt.Sprintf(
+			"stopped before the money left the account: network fee %s %s leaves nothing of the %s %s bought",
+			*feeStep.Fee, job.Currency, *job.BaseAmount, job.Currency)}
 	}
 	t, err := r.up.CreateBlockchainTransfer(ctx, interlace.BlockchainTransferRequest{
 		IdempotencyKey: job.TransferRequestID.String(), AccountID: job.AccountID,
 		Source:      interlace.Source{Type: "cryptoconnect_wallet", ID: *job.BaseWalletID},
 		Destination: interlace.Destination{Type: "blockchain", Chain: job.Chain, Address: job.Address},
-		Amount:      interlace.Money{Amount: *job.BaseAmount, Currency: job.Currency},
+		Amount:      interlace.Money{Amount: send, Currency: job.Currency},
 	})
 	if err != nil {
 		return r.upstreamError(job, "blockchain transfer", err)
 	}
 	amount := t.Amount.Amount
 	if amount.IsZero() {
-		amount = *job.BaseAmount
+		amount = send
 	}
-	fee, feeCur := decimal.Zero, job.Currency
+	var fee *decimal.Decimal
+	var feeCur *string
+	sum, cur := decimal.Zero, ""
+	mixed := false
 	for _, f := range t.Fees {
 		if f.Amount.IsZero() {
 			continue
 		}
-		if !strings.EqualFold(f.Currency, job.Currency) {
-			feeCur = "MIXED"
+		if cur != "" && !strings.EqualFold(f.Currency, cur) {
+			mixed = true
 		}
-		fee = fee.Add(f.Amount)
+		cur = f.Currency
+		sum = sum.Add(f.Amount)
+	}
+	if !mixed {
+		fee, feeCur = &sum, ptr(orDefault(cur, job.Currency))
 	}
 	result := store.WithdrawalStep{
 		RequestID: ptr(job.TransferRequestID), UpstreamID: strPtr(t.ID), UpstreamStatus: strPtr(t.Status),
 		WalletID: job.BaseWalletID, Amount: ptr(amount), Currency: ptr(orDefault(t.Amount.Currency, job.Currency)),
-		Fee: ptr(fee), FeeCurrency: ptr(feeCur), Response: raw(t),
+		Fee: fee, FeeCurrency: feeCur, Response: raw(t),
 	}
-	if statusClass(t.Status) == "failed" {
-		return outcome{kind: outcomeFail, status: store.WithdrawalFailed, result: &result,
-			reason: fmt.Sprintf("blockchain transfer %s status %s", t.ID, t.Status)}
+	if status.Classify(t.Status) == status.Failed {
+		return rejected(job, fmt.Sprintf("blockchain transfer %s status %s", t.ID, t.Status), &result)
+	}
+	if !amount.Equal(send) || (t.Amount.Currency != "" && !strings.EqualFold(t.Amount.Currency, job.Currency)) {
+		return outcome{kind: outcomeUnresolved, code: "mismatch", result: &result, reason: fmt.Sprintf(
+			"blockchain transfer %s answers %s %s, sent %s %s: the money may have moved in another amount",
+			t.ID, amount, t.Amount.Currency, send, job.Currency)}
+	}
+	feeText := "in several currencies"
+	if fee != nil {
+		feeText = fee.String() + " " + *feeCur
 	}
 	return outcome{kind: outcomeAdvance, record: store.StepRecord{
 		Next: store.StepConfirm, Result: result,
 		ChainTransferID: strPtr(t.ID), ChainStatus: strPtr(t.Status), TxHash: strPtr(t.TransactionHash),
-		Reason: fmt.Sprintf("blockchain transfer %s %s: %s %s from wallet %s to %s on %s, network fee %s %s", t.ID,
-			t.Status, amount, job.Currency, *job.BaseWalletID, job.Address, job.Chain, fee, feeCur),
+		Reason: fmt.Sprintf("blockchain transfer %s %s: %s %s from wallet %s to %s on %s (bought %s, network fee %s "+
+			"withheld), fee charged %s", t.ID, t.Status, amount, job.Currency, *job.BaseWalletID, job.Address, job.Chain,
+			job.BaseAmount, feeStep.Fee, feeText),
 	}}
 }
 
