@@ -182,17 +182,30 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 
 	var agree []store.Confirmation
 	var other []store.Delivery
+	confirm := func(d store.Delivery) store.Confirmation {
+		return store.Confirmation{DepositID: d.Deposit.TransferID, WalletID: d.Deposit.WalletID,
+			Currency: d.Deposit.Currency, Amount: d.Deposit.Amount, UpstreamStatus: d.Deposit.UpstreamStatus,
+			ClientTransactionID: d.Deposit.ClientTransactionID, Record: d.Body}
+	}
+	inBatch := make(map[string]bool, len(batch))
 	for _, u := range batch {
+		inBatch[u.DepositID] = true
 		d, ok := seen[u.DepositID]
 		if !ok {
 			continue
 		}
 		if agrees(d.Deposit, u) {
-			agree = append(agree, store.Confirmation{DepositID: u.DepositID, Amount: d.Deposit.Amount,
-				UpstreamStatus: d.Deposit.UpstreamStatus, ClientTransactionID: d.Deposit.ClientTransactionID,
-				Record: d.Body})
+			agree = append(agree, confirm(d))
 		} else {
 			other = append(other, d)
+		}
+	}
+	// Records of deposits outside the batch that may be waiting too: the
+	// statement confirms those that are, with matching figures, and ignores the
+	// rest (their own round reads them).
+	for id, d := range seen {
+		if !inBatch[id] && d.Deposit.Status == status.DepositFinal && d.Deposit.SkipReason == "" {
+			agree = append(agree, confirm(d))
 		}
 	}
 	settled := map[string]string{} // deposit id -> metrics outcome
@@ -203,6 +216,9 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 		}
 		for _, id := range ids {
 			settled[id] = "confirmed"
+		}
+		if extra := len(ids) - countIn(ids, inBatch); extra > 0 {
+			c.r.metrics.Confirmation("confirmed", extra)
 		}
 	}
 	if len(other) > 0 {
@@ -268,6 +284,16 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	return len(batch), nil
 }
 
+func countIn(ids []string, set map[string]bool) int {
+	n := 0
+	for _, id := range ids {
+		if set[id] {
+			n++
+		}
+	}
+	return n
+}
+
 // agrees: Interlace's record says final, with the wallet, currency and amount
 // the notification gave (contract §9). Anything else is for the ingest rules.
 func agrees(rec *store.DepositInput, u store.Unconfirmed) bool {
@@ -321,8 +347,8 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, seen ma
 }
 
 // window reads up to maxPages pages of [start, end) and returns how many it read.
-// Only the batch's records are kept: the others are the poller's (or their own
-// confirmation's) to record.
+// Every deposit record read is kept: a final one confirms its deposit too if
+// that one waits for its record (several rounds' work in one page).
 func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages int, want map[string]bool,
 	seen map[string]store.Delivery) (int, error) {
 	if now := time.Now(); end.After(now) {
@@ -336,7 +362,7 @@ func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages i
 			return nil, err
 		}
 		for _, raw := range p.List {
-			if d, ok := c.r.delivery(raw); ok && want[d.Deposit.TransferID] {
+			if d, ok := c.r.delivery(raw); ok {
 				seen[d.Deposit.TransferID] = d
 				delete(want, d.Deposit.TransferID)
 			}

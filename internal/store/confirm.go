@@ -116,6 +116,8 @@ func (s *Store) Unconfirmed(ctx context.Context, ids []string) (map[string]bool,
 // the figures the notification gave (the caller compared them).
 type Confirmation struct {
 	DepositID           string
+	WalletID            string
+	Currency            string
 	Amount              decimal.Decimal // the confirmed amount: the one swept
 	UpstreamStatus      string          // the record's status, as sent
 	ClientTransactionID uuid.UUID
@@ -125,9 +127,10 @@ type Confirmation struct {
 // ConfirmDeposits confirms many deposits in one statement: confirmed_at and
 // confirmed_amount, an event, the sweep with the confirmed amount (and its
 // event), the record kept on the confirmation row, one NOTIFY for the workers.
-// The figures are checked again against the row (a notification may have
-// changed it since the claim); a deposit that no longer fits is left waiting,
-// and is not in the returned ids.
+// Only deposits waiting for their record are confirmed, and only when the
+// record's wallet, currency and amount are the row's (checked here, whatever the
+// caller compared: a notification may have changed the row since); any other is
+// left as it is and not in the returned ids.
 func (s *Store) ConfirmDeposits(ctx context.Context, cs []Confirmation, sweepAccountID, toCurrency string) ([]string, error) {
 	if len(cs) == 0 {
 		return nil, nil
@@ -135,6 +138,8 @@ func (s *Store) ConfirmDeposits(ctx context.Context, cs []Confirmation, sweepAcc
 	// One lock order for every writer of these rows (see lockOrder).
 	order := lockOrder(len(cs), func(a, b int) bool { return cs[a].DepositID < cs[b].DepositID })
 	ids := make([]string, len(cs))
+	wallets := make([]string, len(cs))
+	currencies := make([]string, len(cs))
 	amounts := make([]decimal.Decimal, len(cs))
 	statuses := make([]string, len(cs))
 	ctids := make([]uuid.UUID, len(cs))
@@ -142,17 +147,20 @@ func (s *Store) ConfirmDeposits(ctx context.Context, cs []Confirmation, sweepAcc
 	for i, j := range order {
 		c := cs[j]
 		ids[i], amounts[i], statuses[i], ctids[i], records[i] = c.DepositID, c.Amount, c.UpstreamStatus, c.ClientTransactionID, c.Record
+		wallets[i], currencies[i] = c.WalletID, c.Currency
 	}
 	var out []string
 	err := s.retryTx(ctx, func() error {
 		rows, err := s.pool.Query(ctx, `
 WITH c AS (
-    SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::uuid[], $5::bytea[])
-             WITH ORDINALITY AS c(id, amount, upstream, ctid, record, n)
+    SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::uuid[], $5::bytea[], $8::text[], $9::text[])
+             WITH ORDINALITY AS c(id, amount, upstream, ctid, record, wallet, currency, n)
 ), locked AS (
     SELECT d.id, d.wallet_id, d.currency, c.amount, c.upstream, c.ctid, c.record
       FROM c JOIN deposits d ON d.id = c.id
-     WHERE d.status = 'final' AND d.confirmed_at IS NULL AND d.skip_reason IS NULL AND d.amount = c.amount
+     WHERE d.status = 'final' AND d.confirmed_at IS NULL AND d.skip_reason IS NULL
+       AND d.amount = c.amount AND d.wallet_id = c.wallet AND d.currency = c.currency
+       AND EXISTS (SELECT 1 FROM deposit_confirmations q WHERE q.deposit_id = d.id AND q.due_at IS NOT NULL)
        AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_id = d.id)
      ORDER BY c.n
        FOR UPDATE OF d
@@ -176,7 +184,7 @@ WITH c AS (
       FROM locked l WHERE dc.deposit_id = l.id
 )
 SELECT upd.id FROM upd, LATERAL (SELECT pg_notify('sweeper_sweeps', '')) AS n`,
-			ids, amounts, statuses, ctids, records, sweepAccountID, toCurrency)
+			ids, amounts, statuses, ctids, records, sweepAccountID, toCurrency, wallets, currencies)
 		if err != nil {
 			return err
 		}

@@ -348,7 +348,8 @@ func TestConfirmDepositsInOneStatement(t *testing.T) {
 	}
 	mustIngest(t, s, deposit("n-t4", "t4", "Pending", store.DepositPending, "4"), store.EffectCreated)
 	conf := func(id, amount string) store.Confirmation {
-		return store.Confirmation{DepositID: id, Amount: decimal.RequireFromString(amount), UpstreamStatus: "CLOSED",
+		return store.Confirmation{DepositID: id, WalletID: "wallet-1", Currency: "USDC",
+			Amount: decimal.RequireFromString(amount), UpstreamStatus: "CLOSED",
 			ClientTransactionID: ids.SweepTransactionID(id), Record: []byte(`{"id":"` + id + `"}`)}
 	}
 	got, err := s.ConfirmDeposits(b.ctx, []store.Confirmation{conf("t3", "4"), conf("t1", "4.0"), conf("t2", "5"), conf("t4", "4")}, "acc", "USD")
@@ -374,5 +375,14 @@ func TestConfirmDepositsInOneStatement(t *testing.T) {
 	}
 	if n := b.count(t, `SELECT count(*) FROM deposit_events WHERE reason = 'confirmed by Interlace''s record'`); n != 2 {
 		t.Fatalf("confirmation events = %d", n)
+	}
+	// Another wallet in the record, or a deposit not waiting for its record
+	// (confirmation was off when it came): nothing happens.
+	mustIngest(t, s, confirmFirst(deposit("n-t5", "t5", "Closed", store.DepositFinal, "4")), store.EffectCreated)
+	mustIngest(t, s, deposit("n-t6", "t6", "Closed", store.DepositFinal, "4"), store.EffectCreated)
+	wrong := conf("t5", "4")
+	wrong.WalletID = "wallet-2"
+	if got, err := s.ConfirmDeposits(b.ctx, []store.Confirmation{wrong, conf("t6", "4")}, "acc", "USD"); err != nil || len(got) != 0 {
+		t.Fatalf("confirmed %v %v", got, err)
 	}
 }
