@@ -171,7 +171,33 @@ SELECT status, upstream_status, account_id, currency, origin, skip_reason, amoun
 	if err != nil && err != pgx.ErrNoRows {
 		return translate("store: retry deposit "+depositID, err)
 	}
+	var contradicted bool
+	if sweepStatus == status.SweepFailed {
+		// A contradiction recorded after the sweep started (a refund, say) would
+		// make a requeue sweep money that may have left: hold it for a release,
+		// which re-reads Interlace first.
+		err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_deliveries
+		    WHERE transfer_id = $1 AND effect IN ('conflict', 'held'))`, depositID).Scan(&contradicted)
+		if err != nil {
+			return translate("store: retry deposit "+depositID, err)
+		}
+	}
 	switch {
+	case sweepStatus == status.SweepFailed && contradicted:
+		const why = "a later notification or record contradicted the deposit: release it once Interlace's record agrees"
+		_, err = tx.Exec(ctx, `
+WITH upd AS (
+    UPDATE sweeps SET status = 'held', last_error = $2, updated_at = now() WHERE deposit_id = $1 RETURNING deposit_id
+)
+INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+SELECT deposit_id, 'failed', 'held', $3 FROM upd`, depositID, why, "retry by "+by.String()+" held instead: "+why)
+		if err == nil {
+			err = tx.Commit(ctx)
+		}
+		if err != nil {
+			return translate("store: retry deposit "+depositID, err)
+		}
+		return fmt.Errorf("store: retry deposit %s: held, not requeued: %s: %w", depositID, why, ErrInvalidState)
 	case sweepStatus == status.SweepFailed:
 		_, err = tx.Exec(ctx, requeueFailedSQL, depositID, "requeued by "+by.String())
 	case sweepStatus == "" && depStatus == status.DepositFinal && skip != nil:

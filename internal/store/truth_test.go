@@ -294,6 +294,26 @@ func TestOperatorActions(t *testing.T) {
 		}
 	})
 
+	t.Run("RetryOfAFailedSweepWhoseDepositWasContradictedHoldsIt", func(t *testing.T) {
+		s, b := setup(t)
+		mustIngest(t, s, deposit("n1", "t1", "Closed", store.DepositFinal, "5"), store.EffectCreated)
+		if _, err := b.pool.Exec(b.ctx, `UPDATE sweeps SET status = 'in_flight', lease_token = gen_random_uuid()`); err != nil {
+			t.Fatal(err)
+		}
+		mustIngest(t, s, deposit("n2", "t1", "Refunded", store.DepositFailed, "5"), store.EffectConflict)
+		if _, err := b.pool.Exec(b.ctx, `UPDATE sweeps SET status = 'failed', lease_token = NULL`); err != nil {
+			t.Fatal(err)
+		}
+		p := store.RetryParams{SkipReason: func(_, _, _ string) string { return "" }, ToCurrency: "USD",
+			ClientTransactionID: ids.SweepTransactionID("t1")}
+		if err := s.RetryDeposit(b.ctx, "t1", p, by); !errors.Is(err, store.ErrInvalidState) {
+			t.Fatalf("retry of a contradicted deposit: %v", err)
+		}
+		if row := ledgerOf(t, s, "t1"); row.SweepStatus != status.SweepHeld {
+			t.Fatalf("ledger %+v", row)
+		}
+	})
+
 	t.Run("RetrySkippedWaitsForConfirmation", func(t *testing.T) {
 		s, b := setup(t)
 		d := deposit("n1", "t1", "Closed", store.DepositFinal, "5")
