@@ -38,7 +38,10 @@ var contractMetrics = []string{
 }
 
 // extraMetrics are sweeper's own series beyond the contract that alerts may use.
-var extraMetrics = []string{"sweeper_sweeps_stuck", "sweeper_sweeps_unresolved", "sweeper_withdrawals_unresolved"}
+var extraMetrics = []string{"sweeper_sweeps_stuck", "sweeper_sweeps_unresolved", "sweeper_withdrawals_unresolved",
+	"sweeper_deposits_attention", "sweeper_poll_consecutive_failures", "sweeper_deposit_conflicts_total",
+	"sweeper_polls_total", "sweeper_poll_deposits_found_total", "sweeper_poll_last_success_timestamp_seconds",
+	"sweeper_deposit_confirmations_total"}
 
 var histograms = []string{"sweeper_sweep_duration_seconds", "sweeper_upstream_request_duration_seconds"}
 
@@ -196,6 +199,12 @@ func TestAlertRules(t *testing.T) {
 		{"WebhookSignatureFailuresRising", "sweeper_webhooks_received_total", "outcome", "bad_signature", 10 * time.Minute},
 		{"UpstreamErrorsHigh", "sweeper_upstream_requests_total", "", "", time.Minute},
 		{"SweeperDown", "up", "", "", time.Minute},
+		// Contract §9: held, needs_review, stuck waiting, poll failing.
+		{"DepositsHeld", "sweeper_deposits_attention", "state", "held", 5 * time.Minute},
+		{"DepositsNeedReview", "sweeper_deposits_attention", "state", "needs_review", 5 * time.Minute},
+		{"DepositsWaitingTooLong", "sweeper_deposits_attention", "state", "stuck_waiting", 5 * time.Minute},
+		{"PollFailing", "sweeper_poll_consecutive_failures", "", "", time.Minute},
+		{"DepositContradictedAfterSweep", "sweeper_deposit_conflicts_total", "effect", "conflict", 0},
 	}
 	for _, req := range required {
 		a, ok := alerts[req.name]

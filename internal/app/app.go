@@ -26,6 +26,7 @@ import (
 	"github.com/sweeperhq/sweeper/internal/interlace"
 	"github.com/sweeperhq/sweeper/internal/metrics"
 	"github.com/sweeperhq/sweeper/internal/operator"
+	"github.com/sweeperhq/sweeper/internal/poll"
 	"github.com/sweeperhq/sweeper/internal/store"
 	"github.com/sweeperhq/sweeper/internal/sweep"
 	"github.com/sweeperhq/sweeper/internal/webhook"
@@ -54,10 +55,14 @@ type App struct {
 	payouts  *withdraw.Service
 	runner   *withdraw.Runner // executes withdrawals; with the sweep worker
 	ingester *store.Batcher
-	server   *http.Server
-	listener net.Listener
-	owner    string
-	stopping atomic.Bool
+	// truth reads Interlace's records (contract §9): confirmation, backfill, release.
+	truth     *poll.Reader
+	confirmer *poll.Confirmer // with the sweep worker
+	poller    *poll.Poller    // with the sweep worker, unless SWEEPER_POLL_INTERVAL=0
+	server    *http.Server
+	listener  net.Listener
+	owner     string
+	stopping  atomic.Bool
 }
 
 // New connects to the database and builds every component; nothing runs until Run.
@@ -104,7 +109,23 @@ func (a *App) build() error {
 		return fmt.Errorf("app: interlace client: %w", err)
 	}
 
+	a.truth, err = poll.NewReader(poll.ReaderConfig{
+		AccountID: cfg.AccountID, TargetCurrency: cfg.TargetCurrency, ConfirmDeposits: cfg.ConfirmDeposits,
+		Intake: webhook.NewIntake(a.intakeConfig()),
+	}, a.client, a.store, log.Named("poll"), a.metrics)
+	if err != nil {
+		return err
+	}
 	if opts.Worker {
+		// The confirmer runs even with SWEEPER_CONFIRM_DEPOSITS=false: deposits
+		// queued while it was true still need their read-back.
+		a.confirmer = poll.NewConfirmer(poll.ConfirmConfig{}, a.truth)
+		if cfg.PollInterval > 0 {
+			a.poller, err = poll.NewPoller(poll.PollerConfig{Owner: a.owner, Interval: cfg.PollInterval}, a.truth)
+			if err != nil {
+				return err
+			}
+		}
 		a.worker, err = sweep.New(sweep.Config{
 			Owner: a.owner, AccountID: cfg.AccountID, TargetCurrency: cfg.TargetCurrency,
 			InfinityWalletID: cfg.InfinityWalletID, Concurrency: cfg.WorkerConcurrency, Lease: cfg.SweepLease,
@@ -139,6 +160,13 @@ func (a *App) build() error {
 	return nil
 }
 
+// intakeConfig is the one set of intake rules, shared by the webhook handler and
+// the poller (a deposit found by polling is recorded as a webhook would record it).
+func (a *App) intakeConfig() webhook.IntakeConfig {
+	return webhook.IntakeConfig{AccountID: a.cfg.AccountID, TargetCurrency: a.cfg.TargetCurrency,
+		SweepCurrencies: a.cfg.SweepCurrencies, ConfirmDeposits: a.cfg.ConfirmDeposits}
+}
+
 func (a *App) buildHTTP() error {
 	secrets := [][]byte{[]byte(a.cfg.WebhookSecret)}
 	if a.cfg.WebhookSecretPrevious != "" {
@@ -149,11 +177,16 @@ func (a *App) buildHTTP() error {
 		return fmt.Errorf("app: webhook verifier: %w", err)
 	}
 	a.ingester = store.NewBatcher(a.store, store.BatcherOptions{OnBatch: a.metrics.IngestBatch})
-	wh, err := webhook.NewHandler(webhook.Options{
-		Verifier: verifier, Recorder: a.ingester, AccountID: a.cfg.AccountID,
-		TargetCurrency: a.cfg.TargetCurrency, SweepCurrencies: a.cfg.SweepCurrencies,
+	ic := a.intakeConfig()
+	whOpts := webhook.Options{
+		Verifier: verifier, Recorder: a.ingester, AccountID: ic.AccountID,
+		TargetCurrency: ic.TargetCurrency, SweepCurrencies: ic.SweepCurrencies, ConfirmDeposits: ic.ConfirmDeposits,
 		Logger: a.log.Named("webhook"), Metrics: a.metrics, Refused: store.NewRefusalSampler(a.store),
-	})
+	}
+	if a.poller != nil {
+		whOpts.WakePoller = a.poller.Wake // other replicas' pollers hear the NOTIFY
+	}
+	wh, err := webhook.NewHandler(whOpts)
 	if err != nil {
 		return err
 	}
@@ -256,6 +289,20 @@ func (a *App) Run(ctx context.Context) error {
 			sweep.NewStuckMonitor(sweep.StuckConfig{}, a.store, a.log.Named("sweep"), a.metrics).Run(workerCtx)
 		}()
 	}
+	var jobs []func(context.Context)
+	if a.confirmer != nil {
+		jobs = append(jobs, a.confirmer.Run)
+	}
+	if a.poller != nil {
+		jobs = append(jobs, a.poller.Run)
+	}
+	for _, run := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(workerCtx)
+		}()
+	}
 	if a.runner != nil {
 		wg.Add(1)
 		go func() {
@@ -303,7 +350,8 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) operatorRoutes() http.Handler {
-	d := operator.Deps{Store: a.store, Logger: a.log.Named("operator"), Token: a.cfg.AdminToken, Payouts: a.payouts}
+	d := operator.Deps{Store: a.store, Logger: a.log.Named("operator"), Token: a.cfg.AdminToken, Payouts: a.payouts,
+		Deposits: a.truth}
 	if a.runner != nil {
 		d.Wake = a.runner.Wake
 	}

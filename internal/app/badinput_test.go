@@ -70,7 +70,7 @@ func TestBadInputTable(t *testing.T) {
 	signed := func(resource string) string { return webhook.Sign([]byte(webhookSecret), []byte(resource)) }
 	// rawResource puts literal JSON text (duplicate keys, odd numbers) into a deposit.
 	rawResource := func(transfer, amountJSON string) string {
-		return `{"id":"` + transfer + `","accountId":"` + accountID + `","destination":{"type":"cryptoconnect_wallet","id":"` +
+		return `{"id":"` + transfer + `","accountId":"` + accountID + `","source":{"type":"blockchain"},"destination":{"type":"cryptoconnect_wallet","id":"` +
 			masterWallet + `"},"amount":` + amountJSON + `,"status":"Closed"}`
 	}
 	replayed := deposit(nil)
@@ -80,6 +80,11 @@ func TestBadInputTable(t *testing.T) {
 		none     = ""
 		unusable = "unusable"
 		dep      = "deposit"
+		// review: signed, deposit-shaped, a money field unusable: one unusable
+		// delivery row AND a needs_review deposit, held in sweep_ledger (contract
+		// §4: a signed deposit never vanishes), never a sweep.
+		review     = "review"
+		unverified = "unverified" // the legacy envelope: stored, moves nothing
 	)
 	type tc struct {
 		name        string
@@ -113,41 +118,58 @@ func TestBadInputTable(t *testing.T) {
 		{name: "ResourceNotAnObject", body: envelope(uuid.NewString(), `[1,2]`), sig: signed(`[1,2]`), status: 200, stored: unusable},
 		{name: "ControlCharInEventType", body: []byte(`{"id":"n-ctl","eventType":"A\u0000B","resource":""}`), sig: signed(""), status: 400},
 
-		{name: "NegativeAmount", status: 200, stored: unusable, amount: "-5"},
-		{name: "ZeroAmount", status: 200, stored: unusable, amount: "0"},
-		{name: "HugeAmount", status: 200, stored: unusable, amount: huge},
-		{name: "ExponentAmount", status: 200, stored: unusable, amount: "1e3"},
-		{name: "NaNAmount", status: 200, stored: unusable, amount: "NaN"},
-		{name: "InfinityAmount", status: 200, stored: unusable, amount: "Infinity"},
-		{name: "HexAmount", status: 200, stored: unusable, amount: "0x10"},
-		{name: "SpacedAmount", status: 200, stored: unusable, amount: " 10"},
-		{name: "FullwidthDigitsAmount", status: 200, stored: unusable, amount: "１０"},
-		{name: "TooManyDecimals", status: 200, stored: unusable, amount: "0." + strings.Repeat("1", webhook.MaxAmountFractionDigits+1)},
+		{name: "NegativeAmount", status: 200, stored: review, amount: "-5"},
+		{name: "ZeroAmount", status: 200, stored: review, amount: "0"},
+		{name: "HugeAmount", status: 200, stored: review, amount: huge},
+		{name: "ExponentAmount", status: 200, stored: review, amount: "1e3"},
+		{name: "NaNAmount", status: 200, stored: review, amount: "NaN"},
+		{name: "InfinityAmount", status: 200, stored: review, amount: "Infinity"},
+		{name: "HexAmount", status: 200, stored: review, amount: "0x10"},
+		{name: "SpacedAmount", status: 200, stored: review, amount: " 10"},
+		{name: "FullwidthDigitsAmount", status: 200, stored: review, amount: "１０"},
+		{name: "TooManyDecimals", status: 200, stored: review, amount: "0." + strings.Repeat("1", webhook.MaxAmountFractionDigits+1)},
 
 		{name: "UnknownCurrencyIsKeptNotSwept", status: 200, stored: dep, deposit: true, currency: "DOGE"},
-		{name: "MalformedCurrency", status: 200, stored: unusable, currency: "U$D"},
-		{name: "HomoglyphCurrency", status: 200, stored: unusable, currency: "UЅDC"}, // Cyrillic Ѕ
-		{name: "LongSCurrency", status: 200, stored: unusable, currency: "uſdc"},
+		{name: "MalformedCurrency", status: 200, stored: review, currency: "U$D"},
+		{name: "HomoglyphCurrency", status: 200, stored: review, currency: "UЅDC"}, // Cyrillic Ѕ
+		{name: "LongSCurrency", status: 200, stored: review, currency: "uſdc"},
 
-		{name: "MissingNotificationID", body: envelope("", replayed), sig: signed(replayed), status: 200, stored: unusable},
-		{name: "ZeroWidthInNotificationID", body: envelope("n-\u200b1", replayed), sig: signed(replayed), status: 200, stored: unusable},
-		{name: "MissingTransferID", status: 200, stored: unusable, resource: deposit(map[string]any{"id": nil})},
-		{name: "MissingWalletID", status: 200, stored: unusable, resource: deposit(map[string]any{
+		{name: "MissingNotificationID", body: envelope("", replayed), sig: signed(replayed), status: 200, stored: dep},
+		{name: "ZeroWidthInNotificationID", body: envelope("n-\u200b1", replayed), sig: signed(replayed), status: 200, stored: dep},
+		{name: "MissingTransferID", status: 200, stored: review, resource: deposit(map[string]any{"id": nil})},
+		{name: "MissingWalletID", status: 200, stored: review, resource: deposit(map[string]any{
 			"destination": map[string]any{"type": "cryptoconnect_wallet", "address": "0x2"}})},
-		{name: "BidiOverrideInTransferID", status: 200, stored: unusable, resource: deposit(map[string]any{"id": "t-\u202e1"})},
-		{name: "HomoglyphTransferID", status: 200, stored: unusable, resource: deposit(map[string]any{"id": "t-а1"})}, // Cyrillic а
-		{name: "NULInWalletID", status: 200, stored: unusable, resource: deposit(map[string]any{
+		{name: "BidiOverrideInTransferID", status: 200, stored: review, resource: deposit(map[string]any{"id": "t-\u202e1"})},
+		{name: "HomoglyphTransferID", status: 200, stored: review, resource: deposit(map[string]any{"id": "t-а1"})}, // Cyrillic а
+		{name: "NULInWalletID", status: 200, stored: review, resource: deposit(map[string]any{
 			"destination": map[string]any{"type": "cryptoconnect_wallet", "id": "w\u00001"}})},
 
 		{name: "DuplicateEnvelopeKey", body: []byte(`{"id":"n-a","id":"n-b","resource":` + jsonString(replayed) + `}`), sig: signed(replayed), status: 400},
 		{name: "CaseVariantEnvelopeKey", body: []byte(`{"id":"n-c","resource":` + jsonString(replayed) + `,"Resource":"{}"}`), sig: signed(replayed), status: 400},
-		{name: "DuplicateResourceKey", status: 200, stored: unusable, resource: rawResource("t-dup", `{"amount":"1","amount":"1000","currency":"USDC"}`)},
+		{name: "DuplicateResourceKey", status: 200, stored: review, resource: rawResource("t-dup", `{"amount":"1","amount":"1000","currency":"USDC"}`)},
 		{name: "AmountAsJSONNumberIsExact", status: 200, stored: dep, deposit: true, sweep: true, resource: rawResource("t-num-"+uuid.NewString(), `{"amount":10.50,"currency":"USDC"}`)},
-		{name: "AmountAsExponentNumber", status: 200, stored: unusable, resource: rawResource("t-exp", `{"amount":1e3,"currency":"USDC"}`)},
+		{name: "AmountAsExponentNumber", status: 200, stored: review, resource: rawResource("t-exp", `{"amount":1e3,"currency":"USDC"}`)},
 
 		{name: "WrongContentTypeSignedDeposit", status: 200, stored: dep, deposit: true, sweep: true, variant: "text/plain"},
 		{name: "NoContentTypeSignedDeposit", status: 200, stored: dep, deposit: true, sweep: true, variant: "none"},
 		{name: "UnsignedDeposit", status: 401, variant: "unsigned"},
+		// Contract §4: odd non-money fields never make a signed deposit vanish.
+		{name: "FeeWritten0E-8", status: 200, stored: dep, deposit: true, sweep: true, resource: deposit(map[string]any{
+			"fees": []any{map[string]any{"amount": "0E-8", "currency": "USDC", "type": "GAS"}}})},
+		{name: "ChainWithASpace", status: 200, stored: dep, deposit: true, sweep: true, resource: deposit(map[string]any{
+			"source": map[string]any{"type": "blockchain", "chain": "BNB Chain", "address": "0x1"}})},
+		{name: "TimeInAnotherFormat", status: 200, stored: dep, deposit: true, sweep: true, resource: deposit(map[string]any{
+			"createTime": "2026/01/01 00:00:00", "updateTime": "yesterday"})},
+		{name: "CreditFromAWalletIsKeptNotSwept", status: 200, stored: dep, deposit: true, resource: deposit(map[string]any{
+			"source": map[string]any{"type": "cryptoconnect_wallet", "id": "w-payout"}})},
+		{name: "MissingSourceType", status: 200, stored: review, resource: deposit(map[string]any{"source": nil})},
+		{name: "MissingStatus", status: 200, stored: review, resource: deposit(map[string]any{"status": nil})},
+		// Contract §9: the legacy envelope is stored unverified and answered 200
+		// whatever its signature; it moves nothing. A v3 envelope still needs one.
+		{name: "LegacyEnvelope", body: []byte(`{"id":"` + uuid.NewString() + `","businessType":"AssetsDeposit","data":` + deposit(nil) + `,"sign":"` + strings.Repeat("ab", 32) + `"}`), status: 200, stored: unverified},
+		{name: "LegacyEnvelopeWithAWrongSignature", body: []byte(`{"id":"l-2","businessType":"CryptoConnectWallet","data":{"id":"t-l2"},"sign":"x"}`), sig: signed("x"), status: 200, stored: unverified},
+		{name: "LegacyEnvelopeOver1MiB", body: []byte(`{"id":"l-3","businessType":"AssetsDeposit","data":{"x":"` + twoMiB + `"}}`), status: 413},
+		{name: "V3EnvelopeWithBusinessTypeStillNeedsASignature", body: envelope("n-v3bt", deposit(map[string]any{"businessType": "AssetsDeposit"})), status: 401},
 		{name: "WrongSecret", status: 401, variant: "wrong-secret"},
 	}
 	for _, c := range cases {
@@ -208,10 +230,10 @@ func TestBadInputTable(t *testing.T) {
 			if c.stored != none {
 				want.deliveries++
 			}
-			if c.stored == unusable {
+			if c.stored == unusable || c.stored == review {
 				want.unusable++
 			}
-			if c.deposit {
+			if c.deposit || c.stored == review {
 				want.deposits++
 				want.depositEvents++
 			}
@@ -219,7 +241,7 @@ func TestBadInputTable(t *testing.T) {
 				want.sweeps++
 				want.sweepEvents++
 			}
-			if c.name == "UnknownCurrencyIsKeptNotSwept" {
+			if c.name == "UnknownCurrencyIsKeptNotSwept" || c.name == "CreditFromAWalletIsKeptNotSwept" {
 				want.depositEvents++ // "not swept: currency DOGE is not swept"
 			}
 			if after != want {
@@ -228,6 +250,23 @@ func TestBadInputTable(t *testing.T) {
 		})
 	}
 
+	t.Run("NoSignedDepositVanishes", func(t *testing.T) {
+		// Every needs_review deposit is visible as held, with its reason.
+		if n := s.count(`SELECT count(*) FROM sweep_ledger WHERE deposit_status = 'needs_review'
+		    AND sweep_status = 'held' AND last_error LIKE 'needs review: %'`); n != 22 {
+			t.Fatalf("%d needs_review deposits held in sweep_ledger, want 22", n)
+		}
+		// The only unusable deliveries without a deposit are the ones whose
+		// resource is not a readable object.
+		if n := s.count(`SELECT count(*) FROM webhook_deliveries w WHERE outcome = 'unusable'
+		    AND NOT EXISTS (SELECT 1 FROM deposits d WHERE d.id IN (w.transfer_id, 'review:' || w.notification_id))`); n != 2 {
+			t.Fatalf("%d unusable deliveries left no deposit, want 2 (invalid JSON, not an object)", n)
+		}
+		if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE outcome = 'unverified' AND signature_key IS NULL
+		    AND notification_id LIKE 'legacy:%'`); n != 2 {
+			t.Fatalf("%d legacy deliveries stored unverified, want 2", n)
+		}
+	})
 	t.Run("UnusableRowsKeepTheBytesAndAReason", func(t *testing.T) {
 		if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE outcome = 'unusable' AND (reason IS NULL OR reason = '' OR length(body) = 0)`); n != 0 {
 			t.Fatalf("%d unusable rows without reason or body", n)

@@ -60,6 +60,8 @@ type sysOpts struct {
 	logger  *zap.Logger // default: warnings and errors to the test log
 	// listener, when set, is where the program serves (a sandbox built beforehand needs its URL).
 	listener net.Listener
+	// sbConfig adjusts the in-process sandbox's configuration before it starts.
+	sbConfig func(*sandbox.Config)
 }
 
 // start runs the real program (app.New + Run) against a fresh database and an
@@ -78,10 +80,14 @@ func start(t *testing.T, o sysOpts) *system {
 		s.dbURL = pgtest.NewMigratedDatabase(t)
 	}
 	if s.sandbox == nil {
-		s.sandbox = sandbox.New(sandbox.Config{
+		sc := sandbox.Config{
 			WebhookURL: s.url + "/webhooks/interlace", WebhookSecret: webhookSecret,
 			TimeScale: 1000, WithdrawalDelay: 200 * time.Millisecond, Logger: zap.NewNop(),
-		})
+		}
+		if o.sbConfig != nil {
+			o.sbConfig(&sc)
+		}
+		s.sandbox = sandbox.New(sc)
 		srv := httptest.NewServer(s.sandbox.Handler())
 		t.Cleanup(func() { s.sandbox.Close(); srv.Close() })
 		s.sbURL = srv.URL
@@ -98,6 +104,11 @@ func start(t *testing.T, o sysOpts) *system {
 		"SWEEPER_UPSTREAM_TIMEOUT": "600ms", // one attempt's worst case: 6 x 600ms < the lease
 		"SWEEPER_RETRY_MAX_DELAY":  "1s",
 		"SWEEPER_SHUTDOWN_TIMEOUT": "5s",
+		// Most tests post hand-made notifications the sandbox never saw: with
+		// confirmation on (the production default) they would rightly wait for
+		// Interlace's record forever. The tests of contract §9 turn it on.
+		"SWEEPER_CONFIRM_DEPOSITS": "false",
+		"SWEEPER_POLL_INTERVAL":    "0",
 	}
 	for k, v := range o.env {
 		env[k] = v
@@ -565,6 +576,8 @@ func TestWebhookVerification(t *testing.T) {
 	}
 }
 
+// Contract §4: a signed deposit with an unusable money field is answered 200,
+// kept as a needs_review deposit held in sweep_ledger, and counted.
 func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 	t.Parallel()
 	s := start(t, sysOpts{noWork: true})
@@ -575,8 +588,12 @@ func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE notification_id='n-bad' AND outcome='unusable' AND reason <> ''`); n != 1 {
 		t.Fatal("unusable delivery not kept with a reason")
 	}
-	if n := s.count(`SELECT count(*) FROM deposits`); n != 0 {
-		t.Fatal("unusable delivery created a deposit")
+	if n := s.count(`SELECT count(*) FROM sweep_ledger WHERE deposit_id = 't-bad' AND deposit_status = 'needs_review'
+	    AND sweep_status = 'held' AND last_error LIKE 'needs review: amount:%' AND amount IS NULL`); n != 1 {
+		t.Fatal("unusable deposit not kept as needs_review, held, with the reason and no made-up amount")
+	}
+	if n := s.count(`SELECT count(*) FROM sweeps`); n != 0 {
+		t.Fatal("an unusable deposit got a sweep")
 	}
 	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
@@ -584,7 +601,8 @@ func TestSignedButUnusableIsKeptAndAnswered200(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(b, []byte(`sweeper_webhooks_received_total{outcome="unusable"} 1`)) {
+	if !bytes.Contains(b, []byte(`sweeper_webhooks_received_total{outcome="unusable"} 1`)) ||
+		!bytes.Contains(b, []byte(`sweeper_deposits_total{status="needs_review"} 1`)) {
 		t.Fatalf("unusable not counted:\n%s", b)
 	}
 }

@@ -201,8 +201,11 @@ func checkStored(ctx context.Context, dbURL string, since time.Time, res *Ingest
 	}
 	defer conn.Close(ctx)
 	var deliveries, sweeps int
+	// A final deposit gets its sweep job at once, or (confirmation on) its place
+	// in the queue waiting for Interlace's record: one or the other, per delivery.
 	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM webhook_deliveries WHERE received_at >= $1),
-		(SELECT count(*) FROM sweeps WHERE created_at >= $1)`, since.Add(-time.Second)).Scan(&deliveries, &sweeps); err != nil {
+		(SELECT count(*) FROM sweeps WHERE created_at >= $1) + (SELECT count(*) FROM deposit_confirmations WHERE created_at >= $1)`,
+		since.Add(-time.Second)).Scan(&deliveries, &sweeps); err != nil {
 		return err
 	}
 	res.Rows = deliveries
@@ -343,7 +346,7 @@ func (p *pgbenchRunner) run(ctx context.Context, env *Env, d time.Duration) (flo
 
 // pgbenchScript is the per-request transaction of the reference: exactly the call
 // the app makes for a new final deposit (same function, same argument values, a
-// body of the same size), with random ids.
+// body of the same size, confirmation on as by default), with random ids.
 func pgbenchScript() string {
 	n := finalDeposit("10.5")
 	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -352,7 +355,7 @@ SELECT sweeper_ingest('bench-n-' || :id, 'CRYPTO_TRANSFER.UPDATED', 0::smallint,
   'bench-t-' || :id, %s, %s, 'ETH', '0x8f3c2b1a9d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a',
   '0x2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f', %s, 'USDC', 10.5,
   '[{"amount":"0","currency":"USDC","type":"GAS"}]'::jsonb, 'Closed', 'final', now(), now(), NULL,
-  md5(:id::text)::uuid, %s, 'USD');
+  md5(:id::text)::uuid, %s, 'USD', 'webhook', 'blockchain', NULL, false, true);
 `, hex.EncodeToString(n.body), q(sandbox.DefaultAccountID), q(sandbox.DefaultMasterWalletID),
 		q("0x"+hex64(n.transferID)), q(sandbox.DefaultAccountID))
 }

@@ -85,6 +85,30 @@ func finalDeposit(amount string) notification {
 	return n
 }
 
+// depositNotification builds and signs the Closed notification of a deposit
+// the sandbox holds, so that Interlace's record (the sandbox's transfer list)
+// confirms it: what the bench sends when confirmation is on.
+func depositNotification(d sandbox.Deposit) notification {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	res, _ := json.Marshal(wireTransfer{
+		ID: d.ID, AccountID: d.AccountID,
+		Source:          wireEndpoint{Type: "blockchain", Chain: d.Chain, Address: d.FromAddress},
+		Destination:     wireEndpoint{Type: "cryptoconnect_wallet", ID: d.WalletID, Address: d.Address},
+		Amount:          wireAmount{Amount: d.Amount.String(), Currency: d.Currency},
+		Fees:            []wireFee{{Amount: "0", Currency: d.Currency, Type: "GAS"}},
+		Status:          "Closed",
+		TransactionHash: d.TransactionHash,
+		CreateTime:      d.CreateTime, UpdateTime: now,
+	})
+	n := notification{id: uuid.NewString(), transferID: d.ID}
+	n.body, _ = json.Marshal(wireNotification{
+		ID: n.id, EventType: "CRYPTO_TRANSFER.UPDATED", APIVersion: "v3", Code: "000000",
+		Resource: string(res), CreateTime: now,
+	})
+	n.signature = webhook.Sign([]byte(benchSecret), res)
+	return n
+}
+
 // hex64 stretches an id into a 64-hex-digit transaction hash.
 func hex64(id string) string {
 	const digits = "0123456789abcdef"

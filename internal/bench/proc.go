@@ -59,6 +59,10 @@ func (o appOptions) vars(env *Env, addr string) map[string]string {
 		"INTERLACE_WEBHOOK_SECRET":   benchSecret,
 		"SWEEPER_INFINITY_WALLET_ID": sandbox.DefaultInfinityWalletID,
 		"SWEEPER_SHUTDOWN_TIMEOUT":   "10s",
+		// The backfill poll is a background job every 5 minutes, not what is
+		// measured; left on, it would also find (and sweep) the sandbox's funding
+		// deposit. Confirmation stays at its default (on) and is measured.
+		"SWEEPER_POLL_INTERVAL": "0",
 	}
 	for k, val := range env.AppEnv {
 		v[k] = val

@@ -109,7 +109,12 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 	}
 	defer dbs.close()
 	const amount = 1
-	up, err := startUpstream(cfg.LatencyMs, decimal.NewFromInt(int64(res.Deposits*amount+1)), false)
+	confirm, _ := strconv.ParseBool(appSetting(env, "SWEEPER_CONFIRM_DEPOSITS"))
+	funds := decimal.NewFromInt(int64(res.Deposits*amount + 1))
+	if confirm {
+		funds = decimal.Zero // the deposits, created at the sandbox, fund the wallet
+	}
+	up, err := startUpstream(cfg.LatencyMs, funds, false)
 	if err != nil {
 		return res, err
 	}
@@ -121,8 +126,15 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 	}
 	defer pool.Close()
 	st := store.New(pool)
-	env.logf("sweep: preloading %d final deposits (upstream latency %d ms)", res.Deposits, cfg.LatencyMs)
-	if err := preload(ctx, st, res.Deposits, strconv.Itoa(amount)); err != nil {
+	env.logf("sweep: preloading %d final deposits (upstream latency %d ms, confirmation %t)", res.Deposits, cfg.LatencyMs, confirm)
+	if confirm {
+		// The deposits exist at the sandbox and wait for its record: the clock
+		// then covers confirmation as well as the sweeps.
+		err = preloadUnconfirmed(ctx, st, up.sb, res.Deposits, amount)
+	} else {
+		err = preload(ctx, st, res.Deposits, strconv.Itoa(amount))
+	}
+	if err != nil {
 		return res, err
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
@@ -199,6 +211,33 @@ func preload(ctx context.Context, st *store.Store, n int, amount string) error {
 	batch := make([]store.Delivery, 0, chunk)
 	for i := 0; i < n; i++ {
 		batch = append(batch, deliveryOf(finalDeposit(amount), amount))
+		if len(batch) == chunk || i == n-1 {
+			if _, err := st.IngestBatch(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}
+
+// preloadUnconfirmed creates n deposits at the sandbox and records each one's
+// Closed notification as the webhook handler does with confirmation on: final,
+// waiting for Interlace's record, no sweep yet.
+func preloadUnconfirmed(ctx context.Context, st *store.Store, sb *sandbox.Server, n int, amount int64) error {
+	const chunk = 500
+	batch := make([]store.Delivery, 0, chunk)
+	for i := 0; i < n; i++ {
+		d, err := sb.CreateDeposit(ctx, sandbox.DepositRequest{Amount: decimal.NewFromInt(amount)})
+		if err != nil {
+			return err
+		}
+		del := deliveryOf(depositNotification(d), d.Amount.String())
+		del.Deposit.NeedConfirm, del.Deposit.Origin = true, "blockchain"
+		if ms, err := strconv.ParseInt(d.CreateTime, 10, 64); err == nil {
+			del.Deposit.UpstreamCreatedAt = time.UnixMilli(ms) // as the handler reads createTime
+		}
+		batch = append(batch, del)
 		if len(batch) == chunk || i == n-1 {
 			if _, err := st.IngestBatch(ctx, batch); err != nil {
 				return err

@@ -11,12 +11,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sweeperhq/sweeper/internal/status"
 )
 
 // balancer stands between the sandbox and the sweeper processes the way a load
@@ -208,7 +209,7 @@ func isPending(resource string) bool {
 	var r struct {
 		Status string `json:"status"`
 	}
-	return json.Unmarshal([]byte(resource), &r) == nil && strings.EqualFold(r.Status, "pending")
+	return json.Unmarshal([]byte(resource), &r) == nil && status.Classify(r.Status) == status.Waiting
 }
 
 // wait lets the scheduled extra deliveries finish (they end with b.ctx).

@@ -39,7 +39,13 @@ var Vars = []Var{
 	{"INTERLACE_WEBHOOK_SIGNED_PART", "resource", false, "what the signature covers: resource or body"},
 	{"SWEEPER_INFINITY_WALLET_ID", "", false, "Infinity balance id to sweep into; discovered and cached when empty"},
 	{"SWEEPER_TARGET_CURRENCY", "USD", false, "currency credited in the Infinity Account"},
-	{"SWEEPER_SWEEP_CURRENCIES", "USD,USDC,USDT,WUSD", false, "deposit currencies that are swept; others are recorded and skipped"},
+	{"SWEEPER_SWEEP_CURRENCIES", "USDC,USDT,WUSD", false, "deposit currencies that are swept; others are recorded and skipped (USD is not: a USD credit to a wallet is a payout's own funding)"},
+	// Confirmation trades one upstream list call per batch of up to 100 deposits
+	// (and a round trip of latency) for never moving money on a notification alone.
+	{"SWEEPER_CONFIRM_DEPOSITS", "true", false, "read every deposit back from Interlace's records before its money moves (true or false)"},
+	// Shorter finds a deposit whose webhooks were lost sooner, for one list call
+	// (more under heavy volume) per interval across the cluster.
+	{"SWEEPER_POLL_INTERVAL", "5m", false, "how often Interlace's transfer list is read for deposits no webhook brought; from 1s; 0 turns it off"},
 	{"SWEEPER_ADMIN_TOKEN", "", true, "bearer token for the operator API (/v1/...); empty turns it off"},
 	{"SWEEPER_MAX_FEE_RATE", "0.02", false, "a redemption stops before money leaves when fees exceed this share"},
 	{"SWEEPER_WORKER_CONCURRENCY", "32", false, "sweeps in flight at once per process (throughput ~ concurrency / upstream latency)"},
@@ -100,6 +106,10 @@ type Config struct {
 	LogFormat             string
 	LogLevel              string
 	ShutdownTimeout       time.Duration
+	// ConfirmDeposits: no money moves until Interlace's own record agrees (contract §9).
+	ConfirmDeposits bool
+	// PollInterval is the backfill poll's period; 0 turns the poller off.
+	PollInterval time.Duration
 
 	// AuthStyle picks Interlace's token endpoints (INTERLACE_AUTH_STYLE, contract §10). Default "auto":
 	// the v3 ones (/open-api/v3/oauth/*, wrapped answers) first, the unversioned ones
@@ -150,6 +160,8 @@ func Load(getenv Getenv, need Need) (*Config, error) {
 		LogFormat:             strings.ToLower(r.str("SWEEPER_LOG_FORMAT")),
 		LogLevel:              strings.ToLower(r.str("SWEEPER_LOG_LEVEL")),
 		ShutdownTimeout:       r.dur("SWEEPER_SHUTDOWN_TIMEOUT"),
+		ConfirmDeposits:       r.boolean("SWEEPER_CONFIRM_DEPOSITS"),
+		PollInterval:          r.pollInterval("SWEEPER_POLL_INTERVAL"),
 	}
 	c.AuthStyle = strings.ToLower(r.str("INTERLACE_AUTH_STYLE"))
 	for _, cur := range strings.Split(r.str("SWEEPER_SWEEP_CURRENCIES"), ",") {
@@ -217,10 +229,10 @@ func (c *Config) String() string {
 	}
 	return fmt.Sprintf("http=%s interlace=%s account=%s client_id=%s client_secret=%s access_token=%s "+
 		"webhook_secret=%s webhook_secret_previous=%s signed_part=%s infinity_wallet=%q target=%s sweep_currencies=%v "+
-		"admin_token=%s database_url=%s concurrency=%d lease=%s",
+		"admin_token=%s database_url=%s concurrency=%d lease=%s confirm_deposits=%t poll_interval=%s",
 		c.HTTPAddr, c.InterlaceBaseURL, c.AccountID, c.ClientID, mask(c.ClientSecret), mask(c.AccessToken),
 		mask(c.WebhookSecret), mask(c.WebhookSecretPrevious), c.WebhookSignedPart, c.InfinityWalletID,
-		c.TargetCurrency, c.SweepCurrencies, mask(c.AdminToken), mask(c.DatabaseURL), c.WorkerConcurrency, c.SweepLease)
+		c.TargetCurrency, c.SweepCurrencies, mask(c.AdminToken), mask(c.DatabaseURL), c.WorkerConcurrency, c.SweepLease, c.ConfirmDeposits, c.PollInterval)
 }
 
 type reader struct {
@@ -272,6 +284,28 @@ func (r *reader) dur(name string) time.Duration {
 	d, err := time.ParseDuration(s)
 	if (err != nil || d <= 0) && r.err == nil {
 		r.err = fmt.Errorf("%s must be a positive duration like 30s, not %q", name, s)
+	}
+	return d
+}
+
+func (r *reader) boolean(name string) bool {
+	s := r.str(name)
+	b, err := strconv.ParseBool(s)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("%s must be true or false, not %q", name, s)
+	}
+	return b
+}
+
+// pollInterval reads a duration of at least a second, or 0 (off).
+func (r *reader) pollInterval(name string) time.Duration {
+	s := r.str(name)
+	if s == "0" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if (err != nil || (d != 0 && d < time.Second) || d < 0) && r.err == nil {
+		r.err = fmt.Errorf("%s must be 0 (off) or a duration of at least 1s like 5m, not %q", name, s)
 	}
 	return d
 }

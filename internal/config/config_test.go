@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) Getenv { return func(k string) string { return m[k] } }
@@ -29,7 +30,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.WebhookSecret != "client-secret-xyz" {
 		t.Fatal("webhook secret must default to the client secret")
 	}
-	if strings.Join(c.SweepCurrencies, ",") != "USD,USDC,USDT,WUSD" {
+	if strings.Join(c.SweepCurrencies, ",") != "USDC,USDT,WUSD" {
 		t.Fatalf("sweep currencies %v", c.SweepCurrencies)
 	}
 }
@@ -112,6 +113,40 @@ func TestStringMasksSecrets(t *testing.T) {
 	for _, secret := range []string{"client-secret-xyz", "admin-token-abc", "previous-secret-def", "dbpass-ghi"} {
 		if strings.Contains(s, secret) {
 			t.Fatalf("String() leaks %s: %s", secret, s)
+		}
+	}
+}
+
+func TestTruthKnobs(t *testing.T) {
+	for _, tc := range []struct {
+		env      map[string]string
+		confirm  bool
+		interval time.Duration
+		bad      bool
+	}{
+		{env: map[string]string{}, confirm: true, interval: 5 * time.Minute},
+		{env: map[string]string{"SWEEPER_CONFIRM_DEPOSITS": "false", "SWEEPER_POLL_INTERVAL": "0"}, confirm: false, interval: 0},
+		{env: map[string]string{"SWEEPER_POLL_INTERVAL": "1s"}, confirm: true, interval: time.Second},
+		{env: map[string]string{"SWEEPER_POLL_INTERVAL": "500ms"}, bad: true},
+		{env: map[string]string{"SWEEPER_POLL_INTERVAL": "-1m"}, bad: true},
+		{env: map[string]string{"SWEEPER_CONFIRM_DEPOSITS": "maybe"}, bad: true},
+	} {
+		vars := full()
+		for k, v := range tc.env {
+			vars[k] = v
+		}
+		c, err := Load(env(vars), Need{Database: true, Interlace: true})
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%v: accepted", tc.env)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.ConfirmDeposits != tc.confirm || c.PollInterval != tc.interval {
+			t.Errorf("%v: confirm=%t interval=%s", tc.env, c.ConfirmDeposits, c.PollInterval)
 		}
 	}
 }

@@ -31,6 +31,7 @@ const (
 	EndpointTransferFeeAndQuota      = "transfer_fee_and_quota"
 	EndpointCreateBlockchainTransfer = "create_blockchain_transfer"
 	EndpointGetBlockchainTransfer    = "get_blockchain_transfer"
+	EndpointListTransfers            = "list_transfers"
 	EndpointOAuthAuthorize           = "oauth_authorize"
 	EndpointOAuthAccessToken         = "oauth_access_token"
 	EndpointOAuthRefreshToken        = "oauth_refresh_token"

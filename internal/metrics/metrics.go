@@ -23,6 +23,7 @@ type Metrics struct {
 	ingestBatch    prometheus.Histogram
 	workflows      *prometheus.CounterVec
 	stuck          prometheus.Gauge
+	truth          *truthMetrics
 	unresolved     unresolvedGauges
 }
 
@@ -74,7 +75,7 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 	}
 	m.stuck = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sweeper_sweeps_stuck",
-		Help: "Sweeps still pending or in flight longer than the stuck bound (15m) after their deposit became final; set by the processes that run the sweep worker.",
+		Help: "Sweeps still pending or in flight longer than the stuck bound (15m) after their deposit became final, plus deposits waiting over 1h (not final, or waiting for Interlace's record); set by the processes that run the sweep worker.",
 	})
 	m.unresolved = newUnresolved()
 	reg.MustRegister(m.webhooks, m.deposits, m.sweeps, m.sweepDuration, m.upstream, m.upstreamDur,
@@ -83,12 +84,13 @@ func New(reg prometheus.Registerer, queue QueueStats) *Metrics {
 	if queue != nil {
 		reg.MustRegister(newQueueCollector(queue))
 	}
+	m.truth = newTruthMetrics(reg)
 	// Create the known series at zero, so that the first failure after a restart
 	// is an increase() that alerts can see, not a series appearing from nowhere.
-	for _, o := range []string{"deposit", "ignored", "unusable", "duplicate", "bad_signature", "too_large", "bad_request", "unavailable"} {
+	for _, o := range []string{"deposit", "ignored", "unusable", "unverified", "duplicate", "bad_signature", "too_large", "bad_request", "unavailable"} {
 		m.webhooks.WithLabelValues(o)
 	}
-	for _, s := range []string{"pending", "final", "failed", "unknown"} {
+	for _, s := range []string{"pending", "final", "failed", "unknown", "needs_review"} {
 		m.deposits.WithLabelValues(s)
 	}
 	for _, o := range []string{"succeeded", "retry", "failed", "in_progress", "lease_lost", "unresolved"} {

@@ -4,6 +4,7 @@
 package operator
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	sts "github.com/sweeperhq/sweeper/internal/status"
 	"github.com/sweeperhq/sweeper/internal/store"
 	"github.com/sweeperhq/sweeper/internal/withdraw"
 )
@@ -102,6 +104,16 @@ type Deps struct {
 	Payouts *withdraw.Service
 	// Wake, when set, starts a requeued withdrawal at once (the in-process runner).
 	Wake func()
+	// Deposits re-reads Interlace for release and re-asks the configuration for
+	// retry (*poll.Reader); nil leaves retry on failed sweeps only and no release.
+	Deposits DepositActions
+}
+
+// DepositActions are the operator's actions on a deposit (contract §9); the
+// console calls the same ones.
+type DepositActions interface {
+	Release(ctx context.Context, depositID string, by store.Actor) (string, error)
+	Retry(ctx context.Context, depositID string, by store.Actor) error
 }
 
 // Routes returns the /v1 router.
@@ -115,7 +127,8 @@ func Routes(d Deps) http.Handler {
 	r.Get("/deposits", func(w http.ResponseWriter, r *http.Request) {
 		status := r.URL.Query().Get("status")
 		switch status {
-		case "", "waiting", "pending", "in_flight", "succeeded", "failed", "skipped", "held", "unresolved":
+		case "", sts.SweepWaiting, sts.SweepPending, sts.SweepInFlight, sts.SweepSucceeded, sts.SweepFailed,
+			sts.SweepSkipped, sts.SweepHeld, sts.SweepUnresolved:
 		default:
 			WriteError(w, d.Logger, Errorf(http.StatusBadRequest, "bad_request", "unknown status "+status))
 			return
@@ -141,10 +154,19 @@ func Routes(d Deps) http.Handler {
 	resolveRoutes(r, d)
 	r.Post("/deposits/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
 		id := chi.URLParam(r, "id")
-		if err := d.Store.RequeueSweep(r.Context(), id, "operator retry"); err != nil {
+		by, err := actor(w, r)
+		if err == nil {
+			if d.Deposits != nil {
+				err = d.Deposits.Retry(r.Context(), id, by)
+			} else {
+				err = d.Store.RequeueSweep(r.Context(), id, "operator retry by "+by.String())
+			}
+		}
+		if err != nil {
 			WriteError(w, d.Logger, err)
 			return
 		}
+		d.Logger.Info("deposit retried", zap.String("deposit_id", id), zap.String("by", by.String()))
 		row, err := d.Store.Ledger(r.Context(), id)
 		if err != nil {
 			WriteError(w, d.Logger, err)
@@ -152,5 +174,63 @@ func Routes(d Deps) http.Handler {
 		}
 		WriteJSON(w, http.StatusAccepted, row)
 	})
+	r.Post("/deposits/{id}/release", func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "id")
+		if d.Deposits == nil {
+			WriteError(w, d.Logger, Errorf(http.StatusNotImplemented, "not_available", "release needs the Interlace client"))
+			return
+		}
+		by, err := actor(w, r)
+		var outcome string
+		if err == nil {
+			outcome, err = d.Deposits.Release(r.Context(), id, by)
+		}
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) && !errors.As(err, new(*Error)) && !errors.Is(err, store.ErrUnavailable) {
+				// Reading Interlace failed: nothing changed; the operator may try again.
+				WriteError(w, d.Logger, Errorf(http.StatusBadGateway, "upstream", jsonSafe(err.Error())))
+				return
+			}
+			WriteError(w, d.Logger, err)
+			return
+		}
+		d.Logger.Info("deposit release", zap.String("deposit_id", id), zap.String("by", by.String()), zap.String("outcome", outcome))
+		row, err := d.Store.Ledger(r.Context(), id)
+		if err != nil {
+			WriteError(w, d.Logger, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]any{"outcome": outcome, "deposit": row})
+	})
 	return r
+}
+
+// actionBody is the optional body of an operator action: who asks and why, kept
+// in the deposit's events.
+type actionBody struct {
+	Actor string `json:"actor"`
+	Note  string `json:"note"`
+}
+
+func actor(w http.ResponseWriter, r *http.Request) (store.Actor, error) {
+	var b actionBody
+	if r.ContentLength != 0 {
+		if err := DecodeJSON(w, r, &b); err != nil {
+			return store.Actor{}, err
+		}
+	}
+	if len(b.Actor) > 128 || len(b.Note) > 1024 {
+		return store.Actor{}, Errorf(http.StatusUnprocessableEntity, "invalid", "actor (128) or note (1024) too long")
+	}
+	if b.Actor == "" {
+		b.Actor = "operator API"
+	}
+	return store.Actor{Who: b.Actor, Note: b.Note}, nil
+}
+
+func jsonSafe(s string) string {
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return strings.ToValidUTF8(s, "?")
 }

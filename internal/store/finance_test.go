@@ -114,6 +114,41 @@ func (f *finSeeder) ingest(id, wallet, currency, amount, upstream, status, accou
 	}
 }
 
+// finTruthSeed records the states of contract §9: a final deposit whose
+// refund came before its sweep ran (held, 11), a needs_review deposit (amount
+// unusable), and a final deposit waiting for Interlace's record (20).
+func finTruthSeed(f *finSeeder) {
+	f.t.Helper()
+	f.ingest("fin-refunded", finAlice, "USDC", "11", "Closed", store.DepositFinal, finAccount, "")
+	d := store.Delivery{NotificationID: "n-fin-refund", EventType: "CRYPTO_TRANSFER.UPDATED", Body: []byte(`{}`),
+		Outcome: store.OutcomeDeposit, TransferID: "fin-refunded",
+		Deposit: &store.DepositInput{TransferID: "fin-refunded", AccountID: finAccount, WalletID: finAlice,
+			Currency: "USDC", Amount: decimal.RequireFromString("11"), UpstreamStatus: "Refunded", Status: store.DepositFailed,
+			ClientTransactionID: ids.SweepTransactionID("fin-refunded"), SweepAccountID: finAccount, ToCurrency: "USD"}}
+	if eff, err := f.st.Ingest(f.ctx, d); err != nil || eff != store.EffectHeld {
+		f.t.Fatalf("refund: %v %v", eff, err)
+	}
+	review := store.Delivery{NotificationID: "n-fin-review", EventType: "CRYPTO_TRANSFER.UPDATED", Body: []byte(`{}`),
+		Outcome: store.OutcomeUnusable, Reason: "amount: abc", TransferID: "fin-review",
+		Deposit: &store.DepositInput{TransferID: "fin-review", AccountID: finAccount, WalletID: finAlice,
+			Currency: "USDC", UpstreamStatus: "Closed", Status: store.DepositNeedsReview, ReviewReason: "amount: abc",
+			ClientTransactionID: ids.SweepTransactionID("fin-review")}}
+	if eff, err := f.st.Ingest(f.ctx, review); err != nil || eff != store.EffectCreated {
+		f.t.Fatalf("review: %v %v", eff, err)
+	}
+	waiting := store.Delivery{NotificationID: "n-fin-waiting", EventType: "CRYPTO_TRANSFER.UPDATED", Body: []byte(`{}`),
+		Outcome: store.OutcomeDeposit, TransferID: "fin-waiting",
+		Deposit: &store.DepositInput{TransferID: "fin-waiting", AccountID: finAccount, WalletID: finBob,
+			Currency: "USDC", Amount: decimal.RequireFromString("20"), UpstreamStatus: "Closed", Status: store.DepositFinal,
+			ClientTransactionID: ids.SweepTransactionID("fin-waiting"), SweepAccountID: finAccount, ToCurrency: "USD",
+			NeedConfirm: true}}
+	if eff, err := f.st.Ingest(f.ctx, waiting); err != nil || eff != store.EffectCreated {
+		f.t.Fatalf("waiting: %v %v", eff, err)
+	}
+	f.exec(`UPDATE deposits SET received_at = received_at + (CASE id WHEN 'fin-refunded' THEN 1 ELSE 2 END) * interval '1 ms'
+	         WHERE id IN ('fin-refunded', 'fin-review')`)
+}
+
 // claim leases the one due sweep, which must be id's.
 func (f *finSeeder) claim(id string) store.Sweep {
 	f.t.Helper()
@@ -394,11 +429,35 @@ var finChecks = map[string]func(t *testing.T, pool *pgxpool.Pool, sql string){
 	},
 	"reconciliation": func(t *testing.T, pool *pgxpool.Pool, sql string) {
 		finExpect(t, finRows(t, pool, sql),
-			[]string{"currency", "deposits", "received", "swept", "in_flight", "queued", "failed", "waiting", "skipped", "unexplained", "mismatched", "balanced"},
+			[]string{"currency", "deposits", "received", "swept", "in_flight", "queued", "failed", "waiting", "skipped", "held", "unresolved", "unexplained", "mismatched", "balanced"},
 			[][]string{
-				{"ETH", "1", "0.123456789012", "0", "0", "0", "0", "0", "0.123456789012", "0", "0", "true"},
-				{"USDC", "8", "1000385.380001", "350.350001", "7.7", "0", "1000000", "12.34", "14.99", "0", "0", "true"},
-				{"USDT", "6", "79.31", "1.7", "0", "53.05", "20", "4.56", "0", "0", "0", "true"},
+				{"ETH", "1", "0.123456789012", "0", "0", "0", "0", "0", "0.123456789012", "0", "0", "0", "0", "true"},
+				{"USDC", "8", "1000385.380001", "350.350001", "7.7", "0", "1000000", "12.34", "14.99", "0", "0", "0", "0", "true"},
+				{"USDT", "6", "79.31", "1.7", "0", "53.05", "20", "4.56", "0", "0", "0", "0", "0", "true"},
+			})
+		// The states of contract §9, on a database of their own: a sweep held by
+		// a refund, a needs_review deposit (amount unknown), a final deposit
+		// waiting for Interlace's record. Everything is explained and balanced.
+		tp := pgtest.NewPool(t)
+		f := &finSeeder{t: t, ctx: context.Background(), st: store.New(tp), pool: tp}
+		finTruthSeed(f)
+		finExpect(t, finRows(t, tp, sql),
+			[]string{"currency", "deposits", "received", "swept", "queued", "waiting", "held", "unexplained", "mismatched", "balanced"},
+			[][]string{{"USDC", "3", "31", "0", "0", "20", "11", "0", "0", "true"}})
+	},
+	"held": func(t *testing.T, pool *pgxpool.Pool, sql string) {
+		if rows := finRows(t, pool, sql); len(rows) != 0 {
+			t.Errorf("held deposits in the common seed: %v", rows)
+		}
+		tp := pgtest.NewPool(t)
+		f := &finSeeder{t: t, ctx: context.Background(), st: store.New(tp), pool: tp}
+		finTruthSeed(f)
+		finExpect(t, finRows(t, tp, sql),
+			[]string{"deposit_id", "deposit_status", "currency", "amount", "last_error"},
+			[][]string{
+				{"fin-refunded", "final", "USDC", "11", "deposit is Closed 11 USDC in wallet " + finAlice +
+					"; a later notification says Refunded 11 USDC in wallet " + finAlice},
+				{"fin-review", "needs_review", "USDC", "NULL", "needs review: amount: abc"},
 			})
 	},
 	// The two administration blocks change roles and grants: they are checked
@@ -583,7 +642,8 @@ SELECT c.relname, c.relkind::text,
 	// sweeper's functions are executable by anyone, but run with the caller's
 	// rights: the first write inside is refused.
 	ingest := `SELECT sweeper_ingest('n-x', 'X.Y', 0::smallint, '\x7b7d'::bytea, 'ignored', NULL, NULL, NULL, NULL, NULL,
-	        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`
+	        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	        NULL, NULL, NULL, NULL, NULL)`
 	if code := finSQLState(t, tx, ingest); code != denied {
 		t.Errorf("sweeper_ingest as sweeper_finance: SQLSTATE %q, want %s", code, denied)
 	}

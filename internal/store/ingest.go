@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/status"
 )
 
 // Delivery outcomes, as stored in webhook_deliveries.outcome.
@@ -17,14 +19,24 @@ const (
 	OutcomeDeposit  = "deposit"
 	OutcomeIgnored  = "ignored"
 	OutcomeUnusable = "unusable"
+	// OutcomeUnverified: a legacy-envelope delivery (contract §9), stored without a
+	// signature key; it moves no money, it only wakes the poller.
+	OutcomeUnverified = "unverified"
 )
 
-// Deposit statuses (deposits.status).
+// Deposit statuses (deposits.status): internal/status's vocabulary.
 const (
-	DepositPending = "pending"
-	DepositUnknown = "unknown"
-	DepositFinal   = "final"
-	DepositFailed  = "failed"
+	DepositPending     = status.DepositPending
+	DepositUnknown     = status.DepositUnknown
+	DepositFinal       = status.DepositFinal
+	DepositFailed      = status.DepositFailed
+	DepositNeedsReview = status.DepositNeedsReview
+)
+
+// Sources of a deposit (deposits.source): what first brought it.
+const (
+	SourceWebhook = "webhook"
+	SourcePoll    = "poll"
 )
 
 // Effect is what recording a delivery did.
@@ -39,19 +51,29 @@ const (
 	EffectAdvanced  Effect = "advanced"  // the deposit moved forward
 	EffectUnchanged Effect = "unchanged" // the same state again
 	EffectStale     Effect = "stale"     // an older state, arriving late: ignored
-	EffectConflict  Effect = "conflict"  // contradicts a terminal deposit: kept for a human
+	EffectConflict  Effect = "conflict"  // contradicts a terminal deposit whose sweep started or ended: kept and alerted
+	// EffectUnverified: a legacy-envelope delivery, stored; the poller was woken.
+	EffectUnverified Effect = "unverified"
+	// EffectConfirmed: Interlace's record confirmed a final deposit (its sweep may now run).
+	EffectConfirmed Effect = "confirmed"
+	// EffectHeld: the delivery contradicts a final deposit before its money moved:
+	// the sweep is held for a person.
+	EffectHeld Effect = "held"
 )
 
-// Delivery is one verified webhook delivery, ready to record.
+// Delivery is one webhook delivery (verified, or a legacy one kept unverified),
+// or one transfer record read from Interlace, ready to record.
 type Delivery struct {
 	NotificationID string
 	EventType      string
-	SignatureKey   int // 0 current secret, 1 previous
+	SignatureKey   int // 0 current secret, 1 previous; stored NULL for unverified deliveries and records
 	Body           []byte
-	Outcome        string // OutcomeDeposit, OutcomeIgnored or OutcomeUnusable
+	Outcome        string // OutcomeDeposit, OutcomeIgnored, OutcomeUnusable or OutcomeUnverified
 	Reason         string // why it is unusable
 	TransferID     string // set when known, even for unusable deposits
-	Deposit        *DepositInput
+	// Deposit is the deposit the delivery describes: set for OutcomeDeposit, and
+	// for an OutcomeUnusable deposit kept for review (Status DepositNeedsReview).
+	Deposit *DepositInput
 	// Withdrawal, on an ignored delivery, is a notification about one of our
 	// withdrawals' blockchain transfers, applied in the delivery's transaction.
 	Withdrawal *WithdrawalNotice
@@ -59,18 +81,22 @@ type Delivery struct {
 
 // DepositInput is the deposit a delivery describes.
 type DepositInput struct {
-	TransferID        string
-	AccountID         string
-	WalletID          string
-	Chain             string
-	SourceAddress     string
-	DepositAddress    string
-	TxHash            string
-	Currency          string
-	Amount            decimal.Decimal
-	Fees              any // serialised to JSON as-is
-	UpstreamStatus    string
-	Status            string // DepositPending, DepositUnknown, DepositFinal, DepositFailed
+	TransferID     string
+	AccountID      string
+	WalletID       string
+	Chain          string
+	SourceAddress  string
+	DepositAddress string
+	TxHash         string
+	Currency       string
+	Amount         decimal.Decimal
+	Fees           any // serialised to JSON as-is
+	// FeesJSON, when set, is stored instead of Fees: the fee lines exactly as sent.
+	FeesJSON       json.RawMessage
+	UpstreamStatus string
+	// Status is a deposit state of internal/status (pending, unknown, final,
+	// failed, needs_review).
+	Status            string
 	UpstreamCreatedAt time.Time
 	UpstreamUpdatedAt time.Time
 	// SkipReason, when set on a final deposit, records why it will never be swept.
@@ -79,38 +105,66 @@ type DepositInput struct {
 	ClientTransactionID uuid.UUID
 	SweepAccountID      string
 	ToCurrency          string
+	// Source is SourceWebhook or SourcePoll ("" = webhook).
+	Source string
+	// Origin is the transfer's source.type as sent.
+	Origin string
+	// ReviewReason says why a needs_review deposit is unusable.
+	ReviewReason string
+	// Record marks Interlace's own record of the transfer (read from its API):
+	// a final record confirms the deposit (contract §9).
+	Record bool
+	// NeedConfirm makes a final deposit that is not Record wait for Interlace's
+	// record before any sweep exists (SWEEPER_CONFIRM_DEPOSITS).
+	NeedConfirm bool
 }
 
 const ingestSQL = `SELECT sweeper_ingest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-	$16, $17, $18, $19, $20, $21, $22, $23, $24)`
+	$16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)`
 
 func ingestArgs(d *Delivery) ([]any, error) {
 	if d.NotificationID == "" {
 		return nil, fmt.Errorf("store: delivery without notification id")
 	}
-	args := []any{d.NotificationID, d.EventType, int16(d.SignatureKey), d.Body, d.Outcome, nullString(d.Reason), nullString(d.TransferID)}
-	if d.Outcome != OutcomeDeposit || d.Deposit == nil {
+	var sigKey any = int16(d.SignatureKey)
+	if d.Outcome == OutcomeUnverified || (d.Deposit != nil && d.Deposit.Record) {
+		sigKey = nil
+	}
+	args := []any{d.NotificationID, d.EventType, sigKey, d.Body, d.Outcome, nullString(d.Reason), nullString(d.TransferID)}
+	if d.Deposit == nil {
 		if d.Outcome == OutcomeDeposit {
 			return nil, fmt.Errorf("store: deposit delivery %s without deposit", d.NotificationID)
 		}
-		return append(args, make([]any, 17)...), nil
+		return append(args, make([]any, 22)...), nil
 	}
 	p := d.Deposit
-	if !p.Amount.IsPositive() {
+	var amount any = p.Amount
+	if p.Status == DepositNeedsReview {
+		if !p.Amount.IsPositive() {
+			amount = nil // unusable: unknown, never a made-up figure
+		}
+	} else if !p.Amount.IsPositive() {
 		return nil, fmt.Errorf("store: deposit %s: amount must be positive", p.TransferID)
 	}
-	fees, err := json.Marshal(p.Fees)
-	if err != nil {
-		return nil, fmt.Errorf("store: deposit %s fees: %w", p.TransferID, err)
+	fees := []byte(p.FeesJSON)
+	if len(fees) == 0 || !json.Valid(fees) {
+		var err error
+		if fees, err = json.Marshal(p.Fees); err != nil {
+			return nil, fmt.Errorf("store: deposit %s fees: %w", p.TransferID, err)
+		}
+		if p.Fees == nil {
+			fees = []byte("[]")
+		}
 	}
-	if p.Fees == nil {
-		fees = []byte("[]")
+	source := p.Source
+	if source == "" {
+		source = SourceWebhook
 	}
 	args[6] = p.TransferID
 	return append(args, p.AccountID, p.WalletID, p.Chain, p.SourceAddress, p.DepositAddress, p.TxHash,
-		p.Currency, p.Amount, string(fees), p.UpstreamStatus, p.Status, nullTime(p.UpstreamCreatedAt),
+		p.Currency, amount, string(fees), p.UpstreamStatus, p.Status, nullTime(p.UpstreamCreatedAt),
 		nullTime(p.UpstreamUpdatedAt), nullString(p.SkipReason), p.ClientTransactionID, p.SweepAccountID,
-		p.ToCurrency), nil
+		p.ToCurrency, source, nullString(p.Origin), nullString(p.ReviewReason), p.Record, p.NeedConfirm), nil
 }
 
 // Ingest records one delivery in its own transaction (a single statement).

@@ -36,7 +36,10 @@ type LedgerRow struct {
 	UserRef             *string          `json:"userRef,omitempty"`
 }
 
-const ledgerCols = `deposit_id, account_id, wallet_id, chain, tx_hash, currency, amount, deposit_status, received_at,
+// A needs_review deposit whose amount was unusable has none (NULL in
+// sweep_ledger); the API shows 0 beside depositStatus needs_review rather than
+// change the row's shape.
+const ledgerCols = `deposit_id, account_id, wallet_id, chain, tx_hash, currency, COALESCE(amount, 0), deposit_status, received_at,
 	sweep_status, client_transaction_id, interlace_transfer_id, credited_amount, credited_currency, fee_amount,
 	fee_currency, swept_at, last_error, attempts, user_ref`
 

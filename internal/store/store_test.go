@@ -103,7 +103,8 @@ func TestIngest(t *testing.T) {
 		s, b := setup(t)
 		mustIngest(t, s, deposit("n2", "t1", "Closed", store.DepositFinal, "10.5"), store.EffectCreated)
 		mustIngest(t, s, deposit("n1", "t1", "Pending", store.DepositPending, "10.5"), store.EffectStale)
-		mustIngest(t, s, deposit("n3", "t1", "Failed", store.DepositFailed, "10.5"), store.EffectConflict)
+		// A contradiction before the money moved holds the sweep (contract §9).
+		mustIngest(t, s, deposit("n3", "t1", "Failed", store.DepositFailed, "10.5"), store.EffectHeld)
 		var status, up string
 		if err := b.pool.QueryRow(b.ctx, `SELECT status, upstream_status FROM deposits WHERE id='t1'`).Scan(&status, &up); err != nil {
 			t.Fatal(err)
@@ -111,8 +112,11 @@ func TestIngest(t *testing.T) {
 		if status != store.DepositFinal || up != "Closed" {
 			t.Fatalf("deposit %s/%s, want final/Closed", status, up)
 		}
-		if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE effect='conflict' AND reason LIKE 'deposit is final%'`); n != 1 {
+		if n := b.count(t, `SELECT count(*) FROM webhook_deliveries WHERE effect='held' AND reason LIKE 'deposit is Closed%'`); n != 1 {
 			t.Fatalf("conflict not recorded with reason")
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweeps WHERE status='held' AND last_error LIKE '%later notification says Failed%'`); n != 1 {
+			t.Fatalf("sweep not held with the reason")
 		}
 	})
 

@@ -217,16 +217,7 @@ func (r *OutcomeRecorder) Close() { r.gc.close() }
 // kept, so if the rejected request had in fact gone through, the replay returns
 // the first result instead of moving money again.
 func (s *Store) RequeueSweep(ctx context.Context, depositID, reason string) error {
-	tag, err := s.pool.Exec(ctx, `
-WITH upd AS (
-    UPDATE sweeps SET status = 'pending', run_at = now(), failed_at = NULL, updated_at = now()
-     WHERE deposit_id = $1 AND status = 'failed'
- RETURNING deposit_id
-), ev AS (
-    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-    SELECT deposit_id, 'failed', 'pending', $2 FROM upd
-)
-SELECT pg_notify('sweeper_sweeps', '') FROM upd`, depositID, "requeued: "+reason)
+	tag, err := s.pool.Exec(ctx, requeueFailedSQL, depositID, "requeued: "+reason)
 	if err != nil {
 		return translate("store: requeue sweep", err)
 	}
@@ -240,6 +231,20 @@ SELECT pg_notify('sweeper_sweeps', '') FROM upd`, depositID, "requeued: "+reason
 	}
 	return nil
 }
+
+// requeueFailedSQL puts a failed sweep back to pending under its
+// clientTransactionId, with its event ($2 the reason): RequeueSweep and the
+// operator's RetryDeposit.
+const requeueFailedSQL = `
+WITH upd AS (
+    UPDATE sweeps SET status = 'pending', run_at = now(), failed_at = NULL, updated_at = now()
+     WHERE deposit_id = $1 AND status = 'failed'
+ RETURNING deposit_id
+), ev AS (
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+    SELECT deposit_id, 'failed', 'pending', $2 FROM upd
+)
+SELECT pg_notify('sweeper_sweeps', '') FROM upd`
 
 // ReleaseLeases hands back every job this owner still holds (graceful shutdown),
 // so another replica picks them up at once instead of after the lease.

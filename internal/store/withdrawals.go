@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/status"
 )
 
 // Withdrawal statuses (withdrawals.status).
@@ -692,13 +694,15 @@ SELECT id, 'running', 'pending', step, 'lease released at shutdown of ' || $1 FR
 	return int(tag.RowsAffected()), nil
 }
 
-// ChainClass mirrors the SQL function sweeper_chain_class: "final", "failed" or
-// "pending" for an on-chain transfer status.
-func ChainClass(status string) string {
-	switch strings.ToLower(strings.TrimSpace(status)) {
-	case "closed", "completed", "success":
+// ChainClass is internal/status's class of an on-chain transfer status in the
+// words the withdrawal workflow and the SQL function sweeper_chain_class use:
+// "final", "failed" or "pending" (waiting and unknown statuses alike: the
+// workflow keeps polling). store tests check the SQL function against it.
+func ChainClass(s string) string {
+	switch status.Classify(s) {
+	case status.Final:
 		return "final"
-	case "failed", "rejected", "refunded", "cancelled", "canceled":
+	case status.Failed:
 		return "failed"
 	default:
 		return "pending"

@@ -75,6 +75,21 @@ func (s *StuckMonitor) Check(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Deposits waiting over an hour (not final, or final and waiting for
+	// Interlace's record) are stuck too (contract §9), and the states that wait
+	// for a person are counted for their alerts.
+	att, err := s.store.AttentionCounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.metrics.Attention("held", att.Held)
+	s.metrics.Attention("needs_review", att.NeedsReview)
+	s.metrics.Attention("unresolved", att.Unresolved)
+	s.metrics.Attention("stuck_waiting", att.StuckWaiting)
+	if att.StuckWaiting > 0 {
+		s.log.Warn("deposits waiting over an hour", zap.Int("count", att.StuckWaiting))
+	}
+	n += att.StuckWaiting
 	s.metrics.SweepsStuck(n)
 	// Unresolved sweeps and withdrawals are counted here too: they never change by
 	// themselves, so a once-a-minute figure is as good as a scrape-time one.

@@ -414,7 +414,9 @@ func TestPoisonAnswerEndsUnresolvedWithAnAttemptRow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, transfer("CLOSED", tc.edit))
-			if got := r.run(Config{}, "failed", "unresolved", "succeeded"); got != "unresolved" {
+			// A generous timeout: a 300 KB answer under -race on a loaded
+			// machine must not time out, or the test would see a retry first.
+			if got := r.runWith(Config{}, 5*time.Second, "failed", "unresolved", "succeeded"); got != "unresolved" {
 				t.Fatalf("sweep %s, want unresolved", got)
 			}
 			var msg string

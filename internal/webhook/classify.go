@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/status"
 )
 
 // Kind is what a resource turned out to be.
@@ -18,17 +20,6 @@ type Kind string
 const (
 	KindDeposit Kind = "deposit" // a CryptoConnect transfer into a CryptoConnect wallet
 	KindOther   Kind = "other"   // anything else: stored, never swept
-)
-
-// StatusClass is what a deposit's status means for the sweep.
-type StatusClass string
-
-// Status classes (contract.md §4).
-const (
-	ClassFinal   StatusClass = "final"   // sweep it
-	ClassPending StatusClass = "pending" // record, wait
-	ClassFailed  StatusClass = "failed"  // record, never sweep
-	ClassUnknown StatusClass = "unknown" // record, do not sweep, count it
 )
 
 // Fee is one entry of a transfer's `fees`.
@@ -50,10 +41,28 @@ type Deposit struct {
 	Currency       string // upper-cased, ^[A-Z0-9]{2,10}$
 	Amount         decimal.Decimal
 	Status         string // as sent
-	Class          StatusClass
-	Fees           []Fee
-	CreatedAt      time.Time // zero when absent
-	UpdatedAt      time.Time // zero when absent
+	Class          status.Class
+	// Origin is source.type as sent ("blockchain" for money from the chain).
+	Origin string
+	// Fees are the fee lines when every one of them reads as a decimal; FeesJSON
+	// is the `fees` value exactly as sent (what is stored, so that a fee written
+	// `0E-8` or in a shape we do not know is kept, never a reason to drop the
+	// deposit).
+	Fees      []Fee
+	FeesJSON  json.RawMessage
+	CreatedAt time.Time // zero when absent or not in a format we read (the body keeps the text)
+	UpdatedAt time.Time // zero when absent or not in a format we read
+	// Review, when set, says which money field is unusable: the deposit is kept
+	// for a person (needs_review) and moves no money. The other fields hold what
+	// could be read.
+	Review    string
+	reviewErr error
+}
+
+// FromChain reports whether the money arrived from the chain (source.type
+// blockchain, contract §4): only such a credit is a deposit that is swept.
+func (d *Deposit) FromChain() bool {
+	return asciiEqualFold(strings.TrimSpace(d.Origin), "blockchain")
 }
 
 // Classification is the result of ClassifyResource.
@@ -80,17 +89,22 @@ const (
 	walletDestType = "cryptoconnect_wallet"
 )
 
-// ClassifyResource reads the JSON text of an envelope's `resource`.
+// ClassifyResource reads the JSON text of an envelope's `resource` (or a
+// transfer record read from Interlace's API: the same object).
 //
 // A deposit is a transfer whose destination.type is "cryptoconnect_wallet"
 // (case-insensitive, surrounding spaces ignored); the event's name plays no
-// part, because Interlace's CryptoConnect event names are not documented. A
-// deposit must carry a transfer id, a wallet id (destination.id), a currency and
-// a positive amount, in the shape of contract.md §4; anything it carries must be
-// well-formed. Otherwise the error wraps ErrUnusable and the Kind is still
-// KindDeposit. Tolerated variations: numbers for amounts and times, `amount` as
-// a plain value next to a top-level `currency`, `txHash` for `transactionHash`,
-// and the chain on the destination or at the top level.
+// part, because Interlace's CryptoConnect event names are not documented.
+// Contract §4: a signed notification is never dropped. Its money fields
+// (transfer id, account, wallet = destination.id, amount, currency, status and
+// source.type) decide: when all are usable it is a deposit, whatever its other
+// fields look like (a fee written `0E-8`, a chain with a space, a time in another
+// format are kept as sent, in the stored body and FeesJSON). When one is
+// unusable the Deposit is still returned, with Review saying which, and the error
+// wraps ErrUnusable: it becomes a needs_review deposit, held for a person.
+// Tolerated variations: numbers for amounts and times, `amount` as a plain value
+// next to a top-level `currency`, `txHash` for `transactionHash`, and the chain on
+// the source, the destination or at the top level.
 //
 // A resource that is not a JSON object, or in which any object has two keys a
 // JSON decoder could confuse, is unusable with KindOther: what it means depends
@@ -105,56 +119,38 @@ func ClassifyResource(resource string) (Classification, error) {
 	if !ok {
 		return other, unusablef("resource is not a JSON object")
 	}
-	if err := checkDuplicates(b, 0); err != nil {
-		return other, fmt.Errorf("%w: resource: %w", ErrUnusable, err)
-	}
+	dupErr := checkDuplicates(b, 0)
 
 	var r rawTransfer
 	for key, val, ok := top.next(); ok; key, val, ok = top.next() {
 		r.set(keyText(key), val)
 	}
-	if kindOf(r.destination) != kindObject {
-		return other, nil
-	}
 	var dst rawEnd
-	dst.read(r.destination)
+	if kindOf(r.destination) == kindObject {
+		dst.read(r.destination)
+	}
 	if kindOf(dst.typ) != kindString || !asciiEqualFold(strings.TrimSpace(unquote(dst.typ)), walletDestType) {
+		if dupErr != nil {
+			return other, fmt.Errorf("%w: resource: %w", ErrUnusable, dupErr)
+		}
 		return other, nil
 	}
 
 	c := Classification{Kind: KindDeposit}
-	d, err := r.deposit(&dst, &c)
-	if err != nil {
-		return c, fmt.Errorf("%w: %w", ErrUnusable, err)
+	d := r.deposit(&dst)
+	if dupErr != nil {
+		// Two keys a decoder could confuse: which amount (or id) was meant is
+		// ambiguous. Still a signed deposit: kept for review, under no transfer id
+		// of ours (the ids read may be the wrong copies).
+		d.TransferID = ""
+		d.reviewErr = reviewErrors{fmt.Errorf("resource: %w", dupErr)}
+		d.Review = d.reviewErr.Error()
 	}
-	c.Deposit = d
+	c.Deposit, c.TransferID = d, d.TransferID
+	if d.reviewErr != nil {
+		return c, fmt.Errorf("%w: %w", ErrUnusable, d.reviewErr)
+	}
 	return c, nil
-}
-
-// ClassStatus maps an upstream status to its class, case-insensitively and
-// ignoring surrounding spaces. Only ASCII letters fold, so a look-alike such as
-// "cloſed" is unknown rather than final.
-func ClassStatus(status string) StatusClass {
-	s := strings.TrimSpace(status)
-	switch {
-	case oneOf(s, "closed", "completed", "success"):
-		return ClassFinal
-	case oneOf(s, "pending", "processing", "on_hold", "onhold", "on-hold"):
-		return ClassPending
-	case oneOf(s, "failed", "rejected", "refunded", "cancelled", "canceled"):
-		return ClassFailed
-	default:
-		return ClassUnknown
-	}
-}
-
-func oneOf(s string, words ...string) bool {
-	for _, w := range words {
-		if asciiEqualFold(s, w) {
-			return true
-		}
-	}
-	return false
 }
 
 // rawTransfer holds the raw JSON values of the resource's top-level fields
@@ -214,47 +210,52 @@ func (e *rawEnd) read(obj []byte) {
 	}
 }
 
-// deposit validates a deposit-shaped resource field by field. c.TransferID is
-// filled in as soon as the id is known to be valid.
-func (r *rawTransfer) deposit(dst *rawEnd, c *Classification) (*Deposit, error) {
+// deposit reads a deposit-shaped resource field by field. A money field that
+// cannot be trusted sets Review (the first such reason) and leaves the field
+// empty; the other fields are read leniently: what does not read is left empty,
+// the stored body keeps it.
+func (r *rawTransfer) deposit(dst *rawEnd) *Deposit {
 	d := &Deposit{}
+	var reasons reviewErrors
+	money := func(err error) {
+		if err != nil {
+			reasons = append(reasons, err)
+		}
+	}
+	lenient := func(s string, err error) string {
+		if err != nil {
+			return ""
+		}
+		return s
+	}
 	var err error
-	if d.TransferID, err = idField("transfer id", r.id, true); err != nil {
-		return nil, err
-	}
-	c.TransferID = d.TransferID
-	if d.AccountID, err = idField("account id", r.accountID, false); err != nil {
-		return nil, err
-	}
-	if d.WalletID, err = idField("wallet id (destination.id)", dst.id, true); err != nil {
-		return nil, err
-	}
-	if d.DepositAddress, err = idField("deposit address (destination.address)", dst.address, false); err != nil {
-		return nil, err
-	}
+	d.TransferID, err = idField("transfer id", r.id, true)
+	money(err)
+	d.AccountID, err = idField("account id", r.accountID, false)
+	money(err)
+	d.WalletID, err = idField("wallet id (destination.id)", dst.id, true)
+	money(err)
+	d.DepositAddress = lenient(textField("deposit address", dst.address, maxIDLen))
 
 	var src rawEnd
 	switch kindOf(r.source) {
 	case kindObject:
 		src.read(r.source)
-	case kindAbsent, kindNull:
+		d.Origin, err = textField("source.type", src.typ, maxStatusLen)
+		if err == nil && strings.TrimSpace(d.Origin) == "" {
+			err = errors.New("source.type: missing")
+		}
+		money(err)
 	default:
-		return nil, fmt.Errorf("source: is %s, want an object", kindOf(r.source))
+		money(fmt.Errorf("source: is %s, want an object with a type", kindOf(r.source)))
 	}
-	if d.SourceAddress, err = idField("source address (source.address)", src.address, false); err != nil {
-		return nil, err
-	}
-	chain := firstPresent(src.chain, dst.chain, r.chain)
-	if d.Chain, err = idField("chain", chain, false); err != nil {
-		return nil, err
-	}
+	d.SourceAddress = lenient(textField("source address", src.address, maxIDLen))
+	d.Chain = strings.TrimSpace(lenient(textField("chain", firstPresent(src.chain, dst.chain, r.chain), maxIDLen)))
 	tx := r.transactionHash
 	if isBlank(tx) {
 		tx = r.txHash
 	}
-	if d.TxHash, err = idField("transaction hash", tx, false); err != nil {
-		return nil, err
-	}
+	d.TxHash = lenient(textField("transaction hash", tx, maxIDLen))
 
 	amountVal, currencyVal := r.amount, r.currency
 	if kindOf(r.amount) == kindObject {
@@ -270,34 +271,49 @@ func (r *rawTransfer) deposit(dst *rawEnd, c *Classification) (*Deposit, error) 
 		}
 	}
 	amount, err := numberText("amount", amountVal)
-	if err != nil {
-		return nil, err
+	switch {
+	case err != nil:
+		money(err)
+	case amount == "":
+		money(errors.New("amount: missing"))
+	default:
+		if d.Amount, err = ParsePositiveAmount(amount); err != nil {
+			money(fmt.Errorf("amount: %w", err))
+		}
 	}
-	if amount == "" {
-		return nil, fmt.Errorf("amount: missing")
+	d.Currency, err = currencyField("currency", currencyVal)
+	money(err)
+	d.Status, err = textField("status", r.status, maxStatusLen)
+	if err == nil && strings.TrimSpace(d.Status) == "" {
+		err = errors.New("status: missing")
 	}
-	if d.Amount, err = ParsePositiveAmount(amount); err != nil {
-		return nil, fmt.Errorf("amount: %w", err)
-	}
-	if d.Currency, err = currencyField("currency", currencyVal); err != nil {
-		return nil, err
-	}
+	money(err)
+	d.Class = status.Classify(d.Status)
 
-	if d.Status, err = textField("status", r.status, maxStatusLen); err != nil {
-		return nil, err
+	if !isBlank(r.fees) {
+		d.FeesJSON = json.RawMessage(r.fees)
+		d.Fees, _ = feesField(r.fees) // nil when a line does not read: FeesJSON keeps it
 	}
-	d.Class = ClassStatus(d.Status)
-	if d.Fees, err = feesField(r.fees); err != nil {
-		return nil, err
+	d.CreatedAt, _ = timeField("createTime", r.createTime)
+	d.UpdatedAt, _ = timeField("updateTime", r.updateTime)
+	if len(reasons) > 0 {
+		d.Review, d.reviewErr = reasons.Error(), reasons
 	}
-	if d.CreatedAt, err = timeField("createTime", r.createTime); err != nil {
-		return nil, err
-	}
-	if d.UpdatedAt, err = timeField("updateTime", r.updateTime); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return d
 }
+
+// reviewErrors are the unusable money fields of one deposit, on one line.
+type reviewErrors []error
+
+func (r reviewErrors) Error() string {
+	parts := make([]string, len(r))
+	for i, e := range r {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (r reviewErrors) Unwrap() []error { return r }
 
 func unusablef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnusable, fmt.Sprintf(format, args...))

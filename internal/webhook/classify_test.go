@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/status"
 )
 
 // sampleDeposit is the deposit resource of contract.md §4 with real-looking values.
@@ -59,7 +61,7 @@ func TestClassifySampleDeposit(t *testing.T) {
 		SourceAddress:  "0x89F9Cfaa0dA076351DdfC6E320bD8df8b538dB17",
 		DepositAddress: "0x4E83362442B8d1beC281594cEa3050c8EB01311C",
 		TxHash:         "0x9fc76417374aa880d4449a1f7f31ec597f00b1f6f3dd2d66f4c9c6c445836d8b",
-		Currency:       "USDC", Status: "Closed", Class: ClassFinal,
+		Currency:       "USDC", Status: "Closed", Class: status.Final, Origin: "blockchain",
 		CreatedAt: time.UnixMilli(1758276661923).UTC(), UpdatedAt: time.UnixMilli(1758276662488).UTC(),
 	}
 	if !d.Amount.Equal(decimal.RequireFromString("10.5")) {
@@ -69,26 +71,12 @@ func TestClassifySampleDeposit(t *testing.T) {
 		t.Errorf("fees %+v", d.Fees)
 	}
 	got := *d
-	got.Amount, got.Fees = decimal.Decimal{}, nil
+	if string(d.FeesJSON) != `[{"amount":"0","currency":"USDC","type":"GAS"}]` {
+		t.Errorf("fees as sent: %s", d.FeesJSON)
+	}
+	got.Amount, got.Fees, got.FeesJSON = decimal.Decimal{}, nil, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
-	}
-}
-
-func TestClassStatus(t *testing.T) {
-	t.Parallel()
-	tests := map[StatusClass][]string{
-		ClassFinal:   {"closed", "Closed", "CLOSED", "completed", "COMPLETED", "success", "Success", " closed ", "\tCLOSED\n"},
-		ClassPending: {"pending", "Pending", "PENDING", "processing", "PROCESSING", "on_hold", "ON_HOLD", "OnHold", "onhold", "on-hold", "On-Hold"},
-		ClassFailed:  {"failed", "FAILED", "rejected", "Rejected", "refunded", "REFUNDED", "cancelled", "CANCELLED", "canceled", "Canceled"},
-		ClassUnknown: {"", " ", "COMPLETE", "done", "succeeded", "closedd", "close", "on hold", "cloſed", "ϲlosed", "CLOSED\u200b", "failed!", "null"},
-	}
-	for want, statuses := range tests {
-		for _, s := range statuses {
-			if got := ClassStatus(s); got != want {
-				t.Errorf("ClassStatus(%q) = %s, want %s", s, got, want)
-			}
-		}
 	}
 }
 
@@ -97,12 +85,12 @@ func TestClassifyStatuses(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		status string
-		want   StatusClass
+		want   status.Class
 	}{
-		{"CLOSED", ClassFinal}, {"Completed", ClassFinal}, {"success", ClassFinal},
-		{"PENDING", ClassPending}, {"Processing", ClassPending}, {"ON_HOLD", ClassPending}, {"OnHold", ClassPending},
-		{"FAILED", ClassFailed}, {"Rejected", ClassFailed}, {"REFUNDED", ClassFailed}, {"Cancelled", ClassFailed}, {"canceled", ClassFailed},
-		{"EXPIRED", ClassUnknown}, {"", ClassUnknown},
+		{"CLOSED", status.Final}, {"Completed", status.Final}, {"success", status.Final},
+		{"PENDING", status.Waiting}, {"Processing", status.Waiting}, {"ON_HOLD", status.Waiting}, {"OnHold", status.Waiting},
+		{"FAILED", status.Failed}, {"Rejected", status.Failed}, {"REFUNDED", status.Failed}, {"Cancelled", status.Failed},
+		{"canceled", status.Failed}, {"EXPIRED", status.Failed}, {"Fail", status.Failed}, {"weird", status.Unknown},
 	}
 	for _, tc := range tests {
 		res := depositWith(t, func(m map[string]any) { m["status"] = tc.status })
@@ -111,9 +99,10 @@ func TestClassifyStatuses(t *testing.T) {
 			t.Errorf("status %q: class %s (status %q), want %s", tc.status, c.Deposit.Class, c.Deposit.Status, tc.want)
 		}
 	}
+	// A missing status is an unusable money field: the deposit is kept for review.
 	noStatus := depositWith(t, func(m map[string]any) { delete(m, "status") })
-	if c := mustClassify(t, noStatus); c.Deposit.Class != ClassUnknown || c.Deposit.Status != "" {
-		t.Errorf("missing status: %+v", c.Deposit)
+	if c, err := ClassifyResource(noStatus); !errors.Is(err, ErrUnusable) || c.Deposit == nil || c.Deposit.Review != "status: missing" {
+		t.Errorf("missing status: %+v %v", c.Deposit, err)
 	}
 }
 
@@ -207,10 +196,10 @@ func TestClassifyTolerance(t *testing.T) {
 			delete(m, "createTime")
 			delete(m, "updateTime")
 			delete(m, "accountId")
-			delete(m, "source")
+			m["source"] = map[string]any{"type": "BLOCKCHAIN"}
 		}), func(t *testing.T, d *Deposit) {
 			if d.TxHash != "" || d.Fees != nil || !d.CreatedAt.IsZero() || !d.UpdatedAt.IsZero() || d.AccountID != "" ||
-				d.Chain != "" || d.SourceAddress != "" || d.Class != ClassPending {
+				d.Chain != "" || d.SourceAddress != "" || d.Class != status.Waiting || !d.FromChain() {
 				t.Errorf("%+v", d)
 			}
 		}},
@@ -284,13 +273,13 @@ func TestClassifyUnusable(t *testing.T) {
 		{"number", `10.5`, "not a JSON object", KindOther, "", nil},
 		{"invalid UTF-8", "{\"id\":\"\xff\"}", "not valid JSON", KindOther, "", nil},
 
-		{"duplicate top-level id", strings.Replace(sampleDeposit, `{"id":`, `{"id":"evil","id":`, 1), `duplicate key "id"`, KindOther, "", ErrDuplicateKey},
-		{"duplicate case variant", strings.Replace(sampleDeposit, `{"id":`, `{"ID":"evil","id":`, 1), "duplicate key", KindOther, "", ErrDuplicateKey},
-		{"duplicate amount", strings.Replace(sampleDeposit, `"amount":{"amount":"10.5"`, `"amount":{"amount":"1","amount":"10.5"`, 1), `duplicate key "amount"`, KindOther, "", ErrDuplicateKey},
-		{"duplicate destination", strings.Replace(sampleDeposit, `"destination":{`, `"destination":{"type":"blockchain"},"destination":{`, 1), `duplicate key "destination"`, KindOther, "", ErrDuplicateKey},
-		{"duplicate wallet id", strings.Replace(sampleDeposit, `"id":"32aae8b7`, `"id":"other","id":"32aae8b7`, 1), "duplicate key", KindOther, "", ErrDuplicateKey},
-		{"duplicate in a fee", strings.Replace(sampleDeposit, `"type":"GAS"`, `"type":"GAS","type":"FX"`, 1), "duplicate key", KindOther, "", ErrDuplicateKey},
-		{"duplicate via escape", strings.Replace(sampleDeposit, `"status":`, `"st\u0061tus":"PENDING","status":`, 1), "duplicate key", KindOther, "", ErrDuplicateKey},
+		{"duplicate top-level id", strings.Replace(sampleDeposit, `{"id":`, `{"id":"evil","id":`, 1), `duplicate key "id"`, KindDeposit, "", ErrDuplicateKey},
+		{"duplicate case variant", strings.Replace(sampleDeposit, `{"id":`, `{"ID":"evil","id":`, 1), "duplicate key", KindDeposit, "", ErrDuplicateKey},
+		{"duplicate amount", strings.Replace(sampleDeposit, `"amount":{"amount":"10.5"`, `"amount":{"amount":"1","amount":"10.5"`, 1), `duplicate key "amount"`, KindDeposit, "", ErrDuplicateKey},
+		{"duplicate destination", strings.Replace(sampleDeposit, `"destination":{`, `"destination":{"type":"blockchain"},"destination":{`, 1), `duplicate key "destination"`, KindDeposit, "", ErrDuplicateKey},
+		{"duplicate wallet id", strings.Replace(sampleDeposit, `"id":"32aae8b7`, `"id":"other","id":"32aae8b7`, 1), "duplicate key", KindDeposit, "", ErrDuplicateKey},
+		{"duplicate in a fee", strings.Replace(sampleDeposit, `"type":"GAS"`, `"type":"GAS","type":"FX"`, 1), "duplicate key", KindDeposit, "", ErrDuplicateKey},
+		{"duplicate via escape", strings.Replace(sampleDeposit, `"status":`, `"st\u0061tus":"PENDING","status":`, 1), "duplicate key", KindDeposit, "", ErrDuplicateKey},
 		{"absurd nesting", `{"id":"t","x":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`, "nested deeper", KindOther, "", nil},
 
 		{"transfer id missing", set("id", nil), "transfer id: missing", KindDeposit, "", nil},
@@ -310,11 +299,10 @@ func TestClassifyUnusable(t *testing.T) {
 		{"wallet id empty", set("destination.id", ""), "wallet id (destination.id): missing", KindDeposit, sampleID, nil},
 		{"wallet id homoglyph", set("destination.id", "32aae8b7-4\u0430"), "wallet id", KindDeposit, sampleID, nil},
 		{"wallet id too long", set("destination.id", strings.Repeat("w", 200)), "wallet id (destination.id): longer than 128", KindDeposit, sampleID, nil},
-		{"deposit address unicode", set("destination.address", "0x4E83\u200d"), "deposit address", KindDeposit, sampleID, nil},
-		{"source address unicode", set("source.address", "0x89F9\u202e"), "source address", KindDeposit, sampleID, nil},
 		{"source not an object", set("source", "blockchain"), "source: is a string", KindDeposit, sampleID, nil},
-		{"chain unicode", set("source.chain", "ЕТН"), "chain", KindDeposit, sampleID, nil},
-		{"tx hash number", set("transactionHash", 12), "transaction hash: is a number", KindDeposit, sampleID, nil},
+		{"source missing", set("source", nil), "source: is absent", KindDeposit, sampleID, nil},
+		{"source type missing", set("source.type", nil), "source.type: missing", KindDeposit, sampleID, nil},
+		{"status missing", set("status", nil), "status: missing", KindDeposit, sampleID, nil},
 
 		{"currency missing", set("amount.currency", nil), "currency: missing", KindDeposit, sampleID, nil},
 		{"currency empty", set("amount.currency", ""), "currency: missing", KindDeposit, sampleID, nil},
@@ -348,21 +336,6 @@ func TestClassifyUnusable(t *testing.T) {
 		{"status number", set("status", 3), "status: is a number", KindDeposit, sampleID, nil},
 		{"status control char", set("status", "CLOSED\r\n"), "status", KindDeposit, sampleID, nil},
 		{"status too long", set("status", strings.Repeat("S", 65)), "status: longer than 64", KindDeposit, sampleID, nil},
-		{"fees object", set("fees", map[string]any{"amount": "0"}), "fees: is an object", KindDeposit, sampleID, nil},
-		{"fee not an object", set("fees", []any{"0.1"}), "fees[0]: is a string", KindDeposit, sampleID, nil},
-		{"fee negative", set("fees", []any{map[string]any{"amount": "0", "currency": "USDC"}, map[string]any{"amount": "-1", "currency": "USDC"}}), "fees[1]: amount", KindDeposit, sampleID, ErrInvalidAmount},
-		{"fee currency", set("fees", []any{map[string]any{"amount": "1", "currency": "$"}}), "fees[0]: currency", KindDeposit, sampleID, nil},
-		{"fee type control char", set("fees", []any{map[string]any{"amount": "1", "currency": "USDC", "type": "G\tAS"}}), "fees[0]: type", KindDeposit, sampleID, nil},
-		{"too many fees", set("fees", func() []any {
-			fees := make([]any, 65)
-			for i := range fees {
-				fees[i] = map[string]any{"amount": "0", "currency": "USDC"}
-			}
-			return fees
-		}()), "more than 64", KindDeposit, sampleID, nil},
-		{"createTime garbage", set("createTime", "yesterday"), "createTime", KindDeposit, sampleID, nil},
-		{"createTime float", set("createTime", json.Number("1.758276661923e12")), "createTime", KindDeposit, sampleID, nil},
-		{"updateTime object", set("updateTime", map[string]any{}), "updateTime: is an object", KindDeposit, sampleID, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,11 +350,72 @@ func TestClassifyUnusable(t *testing.T) {
 			if tc.also != nil && !errors.Is(err, tc.also) {
 				t.Errorf("error %q does not wrap %v", err, tc.also)
 			}
-			if c.Kind != tc.kind || c.Deposit != nil || c.TransferID != tc.transfer {
-				t.Errorf("classification %+v, want kind %s, transfer %q, no deposit", c, tc.kind, tc.transfer)
+			// A deposit with an unusable money field is kept for review (contract
+			// §4), never dropped: the Deposit comes back with the reason.
+			if c.Kind != tc.kind || (c.Deposit != nil) != (tc.kind == KindDeposit) || c.TransferID != tc.transfer {
+				t.Errorf("classification %+v, want kind %s, transfer %q", c, tc.kind, tc.transfer)
+			}
+			if c.Deposit != nil && (c.Deposit.Review == "" || !strings.Contains(err.Error(), c.Deposit.Review)) {
+				t.Errorf("review reason %q, error %q", c.Deposit.Review, err)
 			}
 			if len(err.Error()) > 300 || strings.ContainsAny(err.Error(), "\x00\n\r\u202e\u200b") {
 				t.Errorf("error message unsafe for logs: %q", err)
+			}
+		})
+	}
+}
+
+// Contract §4: a signed deposit whose money fields are usable is a deposit,
+// whatever its other fields look like; they are kept as sent.
+func TestClassifyKeepsOddNonMoneyFields(t *testing.T) {
+	t.Parallel()
+	set := func(edit func(m map[string]any)) string { return depositWith(t, edit) }
+	tests := []struct {
+		name     string
+		resource string
+		check    func(d *Deposit) bool
+	}{
+		{"fee written 0E-8", set(func(m map[string]any) {
+			m["fees"] = []any{map[string]any{"amount": "0E-8", "currency": "USDT", "type": "GAS"}}
+		}), func(d *Deposit) bool { return strings.Contains(string(d.FeesJSON), "0E-8") }},
+		{"fee as a JSON number 0E-8", strings.Replace(sampleDeposit, `"amount":"0","currency":"USDC","type":"GAS"`, `"amount":0E-8,"currency":"USDC","type":"GAS"`, 1),
+			func(d *Deposit) bool { return strings.Contains(string(d.FeesJSON), "0E-8") }},
+		{"chain with a space", set(func(m map[string]any) { sub(m, "source")["chain"] = "BNB Chain" }),
+			func(d *Deposit) bool { return d.Chain == "BNB Chain" }},
+		{"chain in Cyrillic", set(func(m map[string]any) { sub(m, "source")["chain"] = "ЕТН" }),
+			func(d *Deposit) bool { return d.Chain == "" }},
+		{"createTime in another format", set(func(m map[string]any) { m["createTime"] = "2025/09/19 10:11:01" }),
+			func(d *Deposit) bool { return d.CreatedAt.IsZero() }},
+		{"createTime float", set(func(m map[string]any) { m["createTime"] = json.Number("1.758276661923e12") }),
+			func(d *Deposit) bool { return d.CreatedAt.IsZero() }},
+		{"updateTime object", set(func(m map[string]any) { m["updateTime"] = map[string]any{} }),
+			func(d *Deposit) bool { return d.UpdatedAt.IsZero() }},
+		{"tx hash number", set(func(m map[string]any) { m["transactionHash"] = 12 }), func(d *Deposit) bool { return d.TxHash == "" }},
+		{"addresses with odd characters", set(func(m map[string]any) {
+			sub(m, "destination")["address"] = "0x4E83\u200d"
+			sub(m, "source")["address"] = "0x89F9\u202e"
+		}), func(d *Deposit) bool { return d.DepositAddress == "" && d.SourceAddress == "" }},
+		{"fees an object", set(func(m map[string]any) { m["fees"] = map[string]any{"amount": "0"} }),
+			func(d *Deposit) bool { return d.Fees == nil && string(d.FeesJSON) == `{"amount":"0"}` }},
+		{"negative fee", set(func(m map[string]any) {
+			m["fees"] = []any{map[string]any{"amount": "-1", "currency": "USDC"}}
+		}), func(d *Deposit) bool { return d.Fees == nil && strings.Contains(string(d.FeesJSON), "-1") }},
+		{"credit from a wallet", set(func(m map[string]any) { sub(m, "source")["type"] = "cryptoconnect_wallet" }),
+			func(d *Deposit) bool { return !d.FromChain() && d.Origin == "cryptoconnect_wallet" }},
+		{"credit from the Infinity Account", set(func(m map[string]any) { m["source"] = map[string]any{"type": "infinity_account", "id": "x"} }),
+			func(d *Deposit) bool { return !d.FromChain() }},
+		{"source type in capitals", set(func(m map[string]any) { sub(m, "source")["type"] = " BlockChain " }),
+			func(d *Deposit) bool { return d.FromChain() }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := mustClassify(t, tc.resource)
+			if c.Kind != KindDeposit || c.Deposit == nil || c.Deposit.Review != "" || !c.Deposit.Amount.Equal(decimal.RequireFromString("10.5")) {
+				t.Fatalf("got %+v", c)
+			}
+			if !tc.check(c.Deposit) {
+				t.Errorf("deposit %+v (fees %s)", c.Deposit, c.Deposit.FeesJSON)
 			}
 		})
 	}

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/sweeperhq/sweeper/internal/status"
 )
 
 // Seed corpora live in testdata/fuzz/<FuzzName>/; the f.Add seeds below cover
@@ -133,8 +135,10 @@ func FuzzClassifyResource(f *testing.F) {
 			t.Fatalf("kind %q", c.Kind)
 		}
 		if err != nil {
-			if !errors.Is(err, ErrUnusable) || c.Deposit != nil {
-				t.Fatalf("error %v (deposit %v): must wrap ErrUnusable and carry no deposit", err, c.Deposit)
+			// An unusable deposit is kept for review: it carries the reason.
+			if !errors.Is(err, ErrUnusable) || (c.Deposit != nil) != (c.Kind == KindDeposit) ||
+				(c.Deposit != nil && c.Deposit.Review == "") {
+				t.Fatalf("error %v (deposit %+v): must wrap ErrUnusable, a deposit carrying its review reason", err, c.Deposit)
 			}
 			if c.TransferID != "" && checkID(c.TransferID, maxIDLen) != nil {
 				t.Fatalf("invalid transfer id %q reported", c.TransferID)
@@ -159,9 +163,15 @@ func FuzzClassifyResource(f *testing.F) {
 				t.Fatalf("bad required id %q", id)
 			}
 		}
-		for _, id := range []string{d.AccountID, d.Chain, d.SourceAddress, d.DepositAddress, d.TxHash} {
-			if id != "" && checkID(id, maxIDLen) != nil {
-				t.Fatalf("bad optional id %q", id)
+		if d.AccountID != "" && checkID(d.AccountID, maxIDLen) != nil {
+			t.Fatalf("bad account id %q", d.AccountID)
+		}
+		// Other fields are kept leniently, but always as printable ASCII text.
+		for _, f := range []string{d.Chain, d.SourceAddress, d.DepositAddress, d.TxHash, d.Origin} {
+			for i := 0; i < len(f); i++ {
+				if f[i] < ' ' || f[i] >= 0x7f {
+					t.Fatalf("unprintable field %q", f)
+				}
 			}
 		}
 		if !currencyRE.MatchString(d.Currency) {
@@ -173,7 +183,7 @@ func FuzzClassifyResource(f *testing.F) {
 		if back, err := ParsePositiveAmount(d.Amount.String()); err != nil || !back.Equal(d.Amount) {
 			t.Fatalf("amount %s does not round-trip: %v", d.Amount, err)
 		}
-		if d.Class != ClassStatus(d.Status) {
+		if d.Class != status.Classify(d.Status) {
 			t.Fatalf("class %s for status %q", d.Class, d.Status)
 		}
 		for _, fee := range d.Fees {

@@ -12,7 +12,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/sweeperhq/sweeper/internal/ids"
 	"github.com/sweeperhq/sweeper/internal/metrics"
 	"github.com/sweeperhq/sweeper/internal/store"
 )
@@ -55,14 +54,19 @@ type Options struct {
 	TargetCurrency string
 	// SweepCurrencies are the deposit currencies that are swept.
 	SweepCurrencies []string
-	Logger          *zap.Logger
-	Metrics         *metrics.Metrics
+	// ConfirmDeposits: no sweep until Interlace's own record agrees (contract §9).
+	ConfirmDeposits bool
+	// WakePoller, when set, is called after a legacy-envelope delivery is stored
+	// (the in-process poller; other replicas hear the database's NOTIFY).
+	WakePoller func()
+	Logger     *zap.Logger
+	Metrics    *metrics.Metrics
 }
 
 // Handler serves POST /webhooks/interlace.
 type Handler struct {
-	opts      Options
-	sweepable map[string]bool
+	opts   Options
+	intake *Intake
 }
 
 // NewHandler builds the webhook handler.
@@ -76,10 +80,10 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.TargetCurrency == "" {
 		opts.TargetCurrency = "USD"
 	}
-	h := &Handler{opts: opts, sweepable: map[string]bool{}}
-	for _, c := range opts.SweepCurrencies {
-		h.sweepable[strings.ToUpper(c)] = true
-	}
+	h := &Handler{opts: opts, intake: NewIntake(IntakeConfig{
+		AccountID: opts.AccountID, TargetCurrency: opts.TargetCurrency,
+		SweepCurrencies: opts.SweepCurrencies, ConfirmDeposits: opts.ConfirmDeposits,
+	})}
 	return h, nil
 }
 
@@ -105,6 +109,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reject(http.StatusBadRequest, "bad_request", "could not read body")
+		return
+	}
+	if h.legacy(w, r, body, start) {
 		return
 	}
 	sig := r.Header.Get("Signature")
@@ -153,47 +160,28 @@ func (h *Handler) delivery(env *Envelope, body []byte, keyIdx int) store.Deliver
 		NotificationID: env.ID, EventType: env.EventType, SignatureKey: keyIdx, Body: body,
 		Outcome: store.OutcomeIgnored,
 	}
-	if d.NotificationID == "" || !printableID(d.NotificationID) {
+	badID := d.NotificationID == "" || !printableID(d.NotificationID)
+	if badID {
 		// No usable delivery id: derive one from the bytes, so a redelivery of the
-		// same bytes is still recognised as one delivery.
+		// same bytes is still recognised as one delivery. The resource is still
+		// read: a signed deposit never vanishes (contract §4).
 		d.NotificationID = syntheticID(body)
+	}
+	d = h.intake.Delivery(d, env.Resource, store.SourceWebhook, false)
+	if badID && d.Deposit == nil {
 		d.Outcome, d.Reason = store.OutcomeUnusable, "missing or malformed notification id"
-		return d
+	} else if badID && d.Reason == "" {
+		d.Reason = "missing or malformed notification id"
 	}
-	c, err := ClassifyResource(env.Resource)
-	if err != nil {
-		// Keep the transfer id when it is readable, so an operator can find every
-		// delivery about a deposit, usable or not.
-		d.Outcome, d.Reason, d.TransferID = store.OutcomeUnusable, err.Error(), c.TransferID
-		return d
-	}
-	if c.Kind != KindDeposit || c.Deposit == nil {
+	if d.Deposit == nil && d.Outcome == store.OutcomeIgnored {
+		// Not a deposit: perhaps one of our withdrawals' transfers, applied with the delivery.
 		return withdrawalDelivery(d, env.Resource)
 	}
-	dep := c.Deposit
-	d.Outcome, d.TransferID = store.OutcomeDeposit, dep.TransferID
-	in := &store.DepositInput{
-		TransferID: dep.TransferID, AccountID: dep.AccountID, WalletID: dep.WalletID, Chain: dep.Chain,
-		SourceAddress: dep.SourceAddress, DepositAddress: dep.DepositAddress, TxHash: dep.TxHash,
-		Currency: dep.Currency, Amount: dep.Amount, Fees: dep.Fees, UpstreamStatus: dep.Status,
-		Status: depositStatus(dep.Class), UpstreamCreatedAt: dep.CreatedAt, UpstreamUpdatedAt: dep.UpdatedAt,
-		ClientTransactionID: ids.SweepTransactionID(dep.TransferID),
-		SweepAccountID:      h.opts.AccountID, ToCurrency: h.opts.TargetCurrency,
-	}
-	if in.AccountID == "" {
-		in.AccountID = h.opts.AccountID
-	}
-	switch {
-	case in.AccountID != h.opts.AccountID:
-		in.SkipReason = "deposit belongs to account " + in.AccountID + ", not the configured account"
-	case !h.sweepable[in.Currency]:
-		in.SkipReason = "currency " + in.Currency + " is not swept (SWEEPER_SWEEP_CURRENCIES)"
-	}
-	d.Deposit = in
 	return d
 }
 
-func (h *Handler) record(w http.ResponseWriter, ctx context.Context, start time.Time, d store.Delivery) {
+// record stores d and answers; it reports whether d is stored (committed now or before).
+func (h *Handler) record(w http.ResponseWriter, ctx context.Context, start time.Time, d store.Delivery) bool {
 	effect, err := h.opts.Recorder.Ingest(ctx, d)
 	log := h.opts.Logger.With(zap.String("notification_id", safeID(d.NotificationID)),
 		zap.String("event_type", safeID(d.EventType)), zap.Duration("duration", time.Since(start)))
@@ -212,7 +200,7 @@ func (h *Handler) record(w http.ResponseWriter, ctx context.Context, start time.
 		w.Header().Set("Retry-After", "10")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"could not record the delivery; retry"}}`+"\n")
-		return
+		return false
 	}
 	outcome := d.Outcome
 	if effect == store.EffectDuplicate {
@@ -222,11 +210,14 @@ func (h *Handler) record(w http.ResponseWriter, ctx context.Context, start time.
 	if d.Deposit != nil && (effect == store.EffectCreated || effect == store.EffectAdvanced) {
 		h.opts.Metrics.Deposit(d.Deposit.Status)
 	}
+	if effect == store.EffectHeld || effect == store.EffectConflict {
+		h.opts.Metrics.DepositConflict(string(effect))
+	}
 	fields := []zap.Field{zap.String("outcome", outcome), zap.String("effect", string(effect))}
 	if d.Reason != "" {
 		fields = append(fields, zap.String("reason", d.Reason))
 	}
-	if d.Outcome == store.OutcomeUnusable || effect == store.EffectConflict {
+	if d.Outcome == store.OutcomeUnusable || effect == store.EffectConflict || effect == store.EffectHeld {
 		log.Warn("webhook recorded", fields...)
 	} else {
 		log.Info("webhook recorded", fields...)
@@ -234,19 +225,7 @@ func (h *Handler) record(w http.ResponseWriter, ctx context.Context, start time.
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(ackBody)
-}
-
-func depositStatus(c StatusClass) string {
-	switch c {
-	case ClassFinal:
-		return store.DepositFinal
-	case ClassFailed:
-		return store.DepositFailed
-	case ClassPending:
-		return store.DepositPending
-	default:
-		return store.DepositUnknown
-	}
+	return true
 }
 
 func syntheticID(body []byte) string {

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// Channels sweeper_ingest notifies on (besides the sweep worker's).
+const (
+	// ConfirmChannel: a final deposit now waits for Interlace's record.
+	ConfirmChannel = "sweeper_confirm"
+	// PollChannel: a legacy-envelope delivery asks for a poll.
+	PollChannel = "sweeper_poll"
+)
+
+// Unconfirmed is a final deposit whose money waits for Interlace's own record
+// (deposit_confirmations), as claimed by ClaimConfirmations.
+type Unconfirmed struct {
+	DepositID string
+	WalletID  string
+	Currency  string
+	Amount    decimal.Decimal
+	// CreatedAt is Interlace's createTime when the notification carried one, else
+	// when sweeper received it: the list window to look in.
+	CreatedAt time.Time
+	// CreatedKnown: CreatedAt is Interlace's own createTime of the transfer.
+	CreatedKnown bool
+	ReceivedAt   time.Time
+	Attempts     int // including this claim
+}
+
+// ClaimConfirmations leases up to limit due confirmations for lease (the due time
+// doubles as the lease: a confirmer that dies leaves them due again after it).
+// SKIP LOCKED lets every replica's confirmer claim side by side.
+func (s *Store) ClaimConfirmations(ctx context.Context, limit int, lease time.Duration) ([]Unconfirmed, error) {
+	rows, err := s.pool.Query(ctx, `
+WITH due AS (
+    SELECT deposit_id FROM deposit_confirmations
+     WHERE due_at IS NOT NULL AND due_at <= now()
+     ORDER BY due_at, deposit_id
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE deposit_confirmations c
+       SET due_at = now() + $2::interval, attempts = c.attempts + 1, updated_at = now()
+      FROM due
+     WHERE c.deposit_id = due.deposit_id
+ RETURNING c.deposit_id, c.attempts
+)
+SELECT d.id, d.wallet_id, d.currency, d.amount, COALESCE(d.upstream_created_at, d.received_at),
+       d.upstream_created_at IS NOT NULL, d.received_at, upd.attempts
+  FROM upd JOIN deposits d ON d.id = upd.deposit_id
+ ORDER BY 5, 1`, limit, lease)
+	if err != nil {
+		return nil, translate("store: claim confirmations", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Unconfirmed, error) {
+		var u Unconfirmed
+		err := r.Scan(&u.DepositID, &u.WalletID, &u.Currency, &u.Amount, &u.CreatedAt, &u.CreatedKnown, &u.ReceivedAt, &u.Attempts)
+		return u, err
+	})
+	return out, translate("store: claim confirmations", err)
+}
+
+// DeferConfirmation puts a claimed confirmation back, due after delay, with the
+// reason it is not confirmed yet (shown in sweep_ledger.last_error). A
+// confirmation that Interlace's record settled in the meantime is gone already:
+// nothing happens.
+func (s *Store) DeferConfirmation(ctx context.Context, depositID string, delay time.Duration, reason string) error {
+	_, err := s.pool.Exec(ctx, `
+UPDATE deposit_confirmations SET due_at = now() + $2::interval, last_error = $3, updated_at = now()
+ WHERE deposit_id = $1 AND due_at IS NOT NULL`, depositID, delay, reason)
+	return translate("store: defer confirmation", err)
+}
+
+// WaitingDeposits returns up to limit deposits that have waited longer than
+// olderThan without becoming final (pending or unknown, no sweep), oldest first:
+// the poller reads each one back from Interlace (contract §9). It reads the
+// deposits_open partial index only.
+func (s *Store) WaitingDeposits(ctx context.Context, olderThan time.Duration, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT d.id FROM deposits d
+ WHERE d.status IN ('pending', 'unknown') AND d.received_at < now() - $1::interval
+   AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_id = d.id)
+ ORDER BY d.received_at
+ LIMIT $2`, olderThan, limit)
+	if err != nil {
+		return nil, translate("store: waiting deposits", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, translate("store: waiting deposits", err)
+}
+
+// Unconfirmed reports which of ids still wait for Interlace's record.
+func (s *Store) Unconfirmed(ctx context.Context, ids []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT deposit_id FROM deposit_confirmations WHERE deposit_id = ANY($1) AND due_at IS NOT NULL`, ids)
+	if err != nil {
+		return nil, translate("store: unconfirmed", err)
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate("store: unconfirmed", err)
+	}
+	out := make(map[string]bool, len(list))
+	for _, id := range list {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// Confirmation is a deposit whose record Interlace's API returned final, with
+// the figures the notification gave (the caller compared them).
+type Confirmation struct {
+	DepositID           string
+	WalletID            string
+	Currency            string
+	Amount              decimal.Decimal // the confirmed amount: the one swept
+	UpstreamStatus      string          // the record's status, as sent
+	ClientTransactionID uuid.UUID
+	Record              []byte // the record as read: kept as the evidence
+}
+
+// ConfirmDeposits confirms many deposits in one statement: confirmed_at and
+// confirmed_amount, an event, the sweep with the confirmed amount (and its
+// event), the record kept on the confirmation row, one NOTIFY for the workers.
+// Only deposits waiting for their record are confirmed, and only when the
+// record's wallet, currency and amount are the row's (checked here, whatever the
+// caller compared: a notification may have changed the row since); any other is
+// left as it is and not in the returned ids.
+func (s *Store) ConfirmDeposits(ctx context.Context, cs []Confirmation, sweepAccountID, toCurrency string) ([]string, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	// One lock order for every writer of these rows (see lockOrder).
+	order := lockOrder(len(cs), func(a, b int) bool { return cs[a].DepositID < cs[b].DepositID })
+	ids := make([]string, len(cs))
+	wallets := make([]string, len(cs))
+	currencies := make([]string, len(cs))
+	amounts := make([]decimal.Decimal, len(cs))
+	statuses := make([]string, len(cs))
+	ctids := make([]uuid.UUID, len(cs))
+	records := make([][]byte, len(cs))
+	for i, j := range order {
+		c := cs[j]
+		ids[i], amounts[i], statuses[i], ctids[i], records[i] = c.DepositID, c.Amount, c.UpstreamStatus, c.ClientTransactionID, c.Record
+		wallets[i], currencies[i] = c.WalletID, c.Currency
+	}
+	var out []string
+	err := s.retryTx(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `
+WITH c AS (
+    SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::uuid[], $5::bytea[], $8::text[], $9::text[])
+             WITH ORDINALITY AS c(id, amount, upstream, ctid, record, wallet, currency, n)
+), locked AS (
+    SELECT d.id, d.wallet_id, d.currency, c.amount, c.upstream, c.ctid, c.record
+      FROM c JOIN deposits d ON d.id = c.id
+     WHERE d.status = 'final' AND d.confirmed_at IS NULL AND d.skip_reason IS NULL
+       AND d.amount = c.amount AND d.wallet_id = c.wallet AND d.currency = c.currency
+       AND EXISTS (SELECT 1 FROM deposit_confirmations q WHERE q.deposit_id = d.id AND q.due_at IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_id = d.id)
+     ORDER BY c.n
+       FOR UPDATE OF d
+), upd AS (
+    UPDATE deposits d SET confirmed_at = now(), confirmed_amount = l.amount, updated_at = now()
+      FROM locked l WHERE d.id = l.id
+ RETURNING d.id
+), ev AS (
+    INSERT INTO deposit_events (deposit_id, from_status, to_status, upstream_status, reason)
+    SELECT id, 'final', 'final', upstream, 'confirmed by Interlace''s record' FROM locked
+), sw AS (
+    INSERT INTO sweeps (deposit_id, client_transaction_id, status, run_at, account_id, from_wallet_id, currency,
+                        amount, to_currency)
+    SELECT id, ctid, 'pending', now(), $6, wallet_id, currency, amount, $7 FROM locked
+ RETURNING deposit_id
+), swev AS (
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+    SELECT deposit_id, NULL, 'pending', 'deposit final, confirmed by Interlace''s record' FROM sw
+), q AS (
+    UPDATE deposit_confirmations dc SET due_at = NULL, record = l.record, last_error = NULL, updated_at = now()
+      FROM locked l WHERE dc.deposit_id = l.id
+)
+SELECT upd.id FROM upd, LATERAL (SELECT pg_notify('sweeper_sweeps', '')) AS n`,
+			ids, amounts, statuses, ctids, records, sweepAccountID, toCurrency, wallets, currencies)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, translate("store: confirm deposits", err)
+	}
+	return out, nil
+}
+
+// retryTx runs f again on a deadlock or serialization failure (a statement
+// that locks many rows, against concurrent ingests).
+func (s *Store) retryTx(ctx context.Context, f func() error) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = f(); err == nil || !isRetryableTx(err) {
+			return err
+		}
+	}
+	return err
+}
