@@ -198,7 +198,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	)
 	// Sweeping takes a moment: reload until the page says succeeded.
 	b.waitText("p.state", "succeeded", 20*time.Second)
-	if main := text("main"); !strings.Contains(main, "master wallet topped up") || !strings.Contains(main, "requeued: console:") {
+	if main := text("main"); !strings.Contains(main, "master wallet topped up") || !strings.Contains(main, "requeued by console:") {
 		t.Errorf("the sweep events do not show who retried and why:\n%s", main)
 	}
 	shot("console-deposit-retried.png")
@@ -305,5 +305,72 @@ func (b *browser) waitText(sel, want string, within time.Duration) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(sel)))
+	}
+}
+
+// TestConsoleReleaseInBrowser is the console's "done when": a person signs in,
+// finds a held deposit, releases it and sees it swept. Interlace's record of
+// the deposit says 5 USDC; a notification claiming 50 holds the sweep; the
+// release re-reads the record and sweeps the record's amount.
+func TestConsoleReleaseInBrowser(t *testing.T) {
+	path := chromium(t)
+	t.Parallel()
+	gate := &webhookGate{}
+	gate.closed.Store(true) // Interlace's own notifications never arrive: only the record and the lie
+	hook := httptest.NewServer(gate)
+	t.Cleanup(hook.Close)
+	sb := sandbox.New(sandbox.Config{
+		WebhookURL: hook.URL + "/webhooks/interlace", WebhookSecret: webhookSecret,
+		TimeScale: 1000, Logger: zap.NewNop(),
+	})
+	sbSrv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { sb.Close(); sbSrv.Close() })
+	s := start(t, sysOpts{sandbox: sb, sbURL: sbSrv.URL, env: map[string]string{"SWEEPER_CONFIRM_DEPOSITS": "true", "SWEEPER_POLL_INTERVAL": "0"}})
+	d, err := sb.CreateDeposit(context.Background(), sandbox.DepositRequest{Amount: decimal.RequireFromString("5")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.post(webhookSecret, uuid.NewString(), depositResource(d.ID, d.WalletID, "Closed", "50")); r.StatusCode != 200 {
+		t.Fatalf("webhook status %d", r.StatusCode)
+	}
+	s.waitFor(d.ID, "held")
+
+	b := newBrowser(t, path, s.url+"/console/")
+	b.do("sign in",
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), adminToken+"\r"),
+		chromedp.WaitVisible(chromedp.ID("attention-title")),
+	)
+	if att := b.text("section.attention"); !strings.Contains(att, "1 held") || !strings.Contains(att, d.ID) {
+		t.Fatalf("the held deposit is not first, under Needs attention:\n%s", att)
+	}
+	b.do("find the held deposit with the filter",
+		chromedp.SetValue(chromedp.ID("status"), "held"),
+		chromedp.Focus(chromedp.ID("user")),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS(`#list-title ~ div a[href="/console/deposits/`+d.ID+`"]`)),
+		chromedp.Focus(chromedp.CSS(`#list-title ~ div a[href="/console/deposits/`+d.ID+`"]`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.ID("release-note")),
+	)
+	if main := b.text("main"); !strings.Contains(main, "held") || !strings.Contains(main, "50 USDC") {
+		t.Fatalf("the held deposit's page:\n%s", main)
+	}
+	b.shot("console-deposit-held.png")
+	b.do("release it with a note",
+		chromedp.Focus(chromedp.ID("release-note")),
+		chromedp.SendKeys(chromedp.ID("release-note"), "checked Interlace's record: 5 USDC\r"),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")),
+	)
+	if flash := b.text("p.flash"); !strings.Contains(flash, "Released") {
+		t.Fatalf("after release: %q", flash)
+	}
+	b.waitText("p.state", "succeeded", 20*time.Second)
+	if main := b.text("main"); !strings.Contains(main, "checked Interlace's record: 5 USDC") {
+		t.Errorf("the events do not show who released and why:\n%s", main)
+	}
+	b.shot("console-deposit-released.png")
+	if n := s.count(`SELECT count(*) FROM sweeps WHERE deposit_id = $1 AND amount = 5 AND status = 'succeeded'`, d.ID); n != 1 {
+		t.Fatal("the record's amount was not the one swept")
 	}
 }

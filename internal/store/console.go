@@ -39,14 +39,19 @@ func ConsoleStatuses() []string {
 
 // Candidate sets: each selects a superset of the deposits in one sweep state,
 // from a partial index (sweeps_attention, sweeps_failed, sweeps_due,
-// deposits_open, deposits_skipped). The view's own filter is applied on top.
+// deposits_open, deposits_skipped, deposit_confirmations_due). The view's own
+// filter is applied on top. A deposit with no sweep row is waiting when it is
+// pending or unknown, or final and waiting for Interlace's record: sweeper_ingest
+// never leaves a final, unskipped deposit without either a sweep or a due
+// confirmation (00005), which is what lets candWaiting stay small.
 const (
 	candHeld       = `SELECT deposit_id FROM sweeps WHERE status = 'held' UNION ALL SELECT id FROM deposits WHERE status = 'needs_review'`
 	candUnresolved = `SELECT deposit_id FROM sweeps WHERE status = 'unresolved'`
 	candFailed     = `SELECT deposit_id FROM sweeps WHERE status = 'failed'`
 	candPending    = `SELECT deposit_id FROM sweeps WHERE status = 'pending'`
 	candInFlight   = `SELECT deposit_id FROM sweeps WHERE status = 'in_flight'`
-	candStuck      = `SELECT deposit_id FROM sweeps WHERE status IN ('pending', 'in_flight') UNION ALL SELECT id FROM deposits WHERE status IN ('pending', 'unknown')`
+	candWaiting    = `SELECT id FROM deposits WHERE status IN ('pending', 'unknown') UNION ALL SELECT deposit_id FROM deposit_confirmations WHERE due_at IS NOT NULL`
+	candStuck      = `SELECT deposit_id FROM sweeps WHERE status IN ('pending', 'in_flight') UNION ALL ` + candWaiting
 	candSkipped    = `SELECT id FROM deposits WHERE status = 'failed' OR skip_reason IS NOT NULL`
 	candAttention  = candHeld + ` UNION ALL ` + candUnresolved + ` UNION ALL ` + candStuck
 )
@@ -183,9 +188,10 @@ func consoleDepositsSQL(f ConsoleDepositFilter, wallet string) (string, []any, e
 			narrow(candInFlight)
 		case status.SweepSkipped:
 			narrow(candSkipped)
-			// waiting (which includes final deposits not yet confirmed) and
-			// succeeded have no superset on a small index: they walk the
-			// deposits newest first, which is cheap when they are common.
+		case status.SweepWaiting:
+			narrow(candWaiting)
+			// succeeded has no superset on a small index (it is most deposits):
+			// it walks the deposits newest first and stops after a page.
 		}
 	default:
 		return "", nil, fmt.Errorf("store: console deposits: unknown status %q: %w", f.Status, ErrInvalidInput)
