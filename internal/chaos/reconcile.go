@@ -90,17 +90,25 @@ func Reconcile(deposits []sandbox.Deposit, transfers []sandbox.InternalTransfer,
 			problem("lost: deposit %s: sweep %s, never swept", d.ID, row.SweepStatus)
 		}
 	}
-	// A transfer under an id that is no deposit's moved money nobody asked for.
+	n, stray := strayTransfers(byCTID, known)
+	t.Doubled += n
+	t.Problems = append(t.Problems, stray...)
+	return t
+}
+
+// strayTransfers counts the transfers under an id that is no deposit's: they
+// moved money nobody asked for. It explains each, in a stable order.
+func strayTransfers(byCTID map[string][]sandbox.InternalTransfer, known map[string]bool) (int, []string) {
+	n := 0
 	var stray []string
 	for ctid, trs := range byCTID {
 		if !known[ctid] {
-			t.Doubled += len(trs)
+			n += len(trs)
 			stray = append(stray, fmt.Sprintf("doubled: transfer under clientTransactionId %s belongs to no deposit (%d)", ctid, len(trs)))
 		}
 	}
 	sort.Strings(stray)
-	t.Problems = append(t.Problems, stray...)
-	return t
+	return n, stray
 }
 
 // disagreement explains how a succeeded ledger row contradicts the sandbox, or

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/sweeperhq/sweeper/internal/ids"
@@ -179,14 +178,8 @@ func Judge(led sandbox.Ledger, rows []LedgerRow) Verdict {
 			problem("lost: deposit %s (%s): sweep %s, never swept: %s", d.ID, d.Status, row.SweepStatus, row.LastError)
 		}
 	}
-	var stray []string
-	for ctid, trs := range applied {
-		if !known[ctid] {
-			v.Doubled += len(trs)
-			stray = append(stray, fmt.Sprintf("doubled: transfer under clientTransactionId %s belongs to no deposit (%d)", ctid, len(trs)))
-		}
-	}
-	sort.Strings(stray)
+	n, stray := strayTransfers(applied, known)
+	v.Doubled += n
 	v.Problems = append(v.Problems, stray...)
 	return v
 }
