@@ -124,8 +124,13 @@ func NewRunner(cfg RunnerConfig, st *store.Store, up Upstream, log *zap.Logger, 
 	if log == nil {
 		log = zap.NewNop()
 	}
+	// Discovery failures back off on the runner's own schedule: the fund step is
+	// retried at BaseDelay..MaxDelay, and a resolver keeping a stricter one of its
+	// own (up to a minute) would refuse those retries unseen by these knobs.
+	infinity := interlace.NewInfinityWalletResolver(up, cfg.AccountID, cfg.SourceCurrency, cfg.InfinityWalletID).
+		WithBackoff(func(failures int) time.Duration { return jobs.Backoff(failures, cfg.BaseDelay, cfg.MaxDelay, 0) })
 	return &Runner{cfg: cfg, store: st, up: up, log: log, metrics: m, wake: make(chan struct{}, 1),
-		infinity: interlace.NewInfinityWalletResolver(up, cfg.AccountID, cfg.SourceCurrency, cfg.InfinityWalletID)}, nil
+		infinity: infinity}, nil
 }
 
 // Wake makes a running Run look for due withdrawals now. It never blocks.
