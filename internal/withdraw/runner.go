@@ -55,7 +55,9 @@ type RunnerConfig struct {
 	// Lease is how long a claim holds [60s]; it must exceed the upstream timeout.
 	// Each recorded step extends it.
 	Lease time.Duration
-	// BaseDelay and MaxDelay bound the retry backoff [1s, 5m].
+	// BaseDelay and MaxDelay bound the retry backoff [1s, 5m], the Infinity
+	// balance discovery's included: shorter retries a flaky upstream sooner,
+	// longer asks it less often.
 	BaseDelay, MaxDelay time.Duration
 	// AttemptTimeout is the longest one upstream call can take (token fetch,
 	// request, a refresh after a 401, the request again). A step starts only
