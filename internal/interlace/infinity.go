@@ -79,13 +79,15 @@ func PickInfinityWallet(wallets []InfinityWallet, currency string) (InfinityPick
 
 // InfinityWalletResolver resolves the id of the account's Infinity balance in one currency: the
 // configured id when there is one, otherwise discovered with GET /open-api/v3/cards/wallets and cached.
-// A failed discovery is not cached: it is retried, but only after a backoff (1 s doubling up to a
-// minute, jittered), so a failing upstream is not asked again on every tick of every worker.
+// A failed discovery is not cached: it is retried, but only after a backoff (by default 1 s doubling
+// up to a minute, jittered; WithBackoff puts the caller's retry policy in its place), so a failing
+// upstream is not asked again on every tick of every worker.
 type InfinityWalletResolver struct {
 	lister    InfinityLister
 	accountID string
 	currency  string
 	now       func() time.Time
+	backoff   func(failures int) time.Duration
 
 	mu       sync.Mutex
 	id       string
@@ -96,8 +98,33 @@ type InfinityWalletResolver struct {
 
 // NewInfinityWalletResolver returns a resolver; static, when not empty, is used as is.
 func NewInfinityWalletResolver(lister InfinityLister, accountID, currency, static string) *InfinityWalletResolver {
-	return &InfinityWalletResolver{lister: lister, accountID: accountID, currency: currency, id: static, now: time.Now}
+	return &InfinityWalletResolver{lister: lister, accountID: accountID, currency: currency, id: static, now: time.Now,
+		backoff: backoff}
 }
+
+// WithBackoff replaces the wait after n failed discoveries in a row. A caller that retries on its
+// own schedule (the withdrawal runner's leased-job backoff) passes that schedule, so that its
+// retries and the discovery they wait for follow one policy instead of the stricter of two.
+func (r *InfinityWalletResolver) WithBackoff(f func(failures int) time.Duration) *InfinityWalletResolver {
+	r.backoff = f
+	return r
+}
+
+// DiscoveryBackoffError is a discovery refused without asking upstream: the last one failed and
+// its backoff has not elapsed. Nothing was sent; RetryIn says when asking again is allowed, so a
+// caller retrying sooner only gets this error again.
+type DiscoveryBackoffError struct {
+	Failures int           // failed discoveries in a row
+	RetryIn  time.Duration // until the next discovery is allowed
+	Err      error         // the last failure
+}
+
+func (e *DiscoveryBackoffError) Error() string {
+	return fmt.Sprintf("discover Infinity wallet: failed %d time(s) in a row, next attempt in %s: %v", e.Failures,
+		e.RetryIn.Round(time.Millisecond), e.Err)
+}
+
+func (e *DiscoveryBackoffError) Unwrap() error { return e.Err }
 
 // WithClock replaces time.Now (tests move the clock past the backoff).
 func (r *InfinityWalletResolver) WithClock(now func() time.Time) *InfinityWalletResolver {
@@ -113,13 +140,12 @@ func (r *InfinityWalletResolver) ID(ctx context.Context) (string, error) {
 		return r.id, nil
 	}
 	if now := r.now(); now.Before(r.retryAt) {
-		return "", fmt.Errorf("discover Infinity wallet: failed %d time(s) in a row, next attempt in %s: %w",
-			r.failures, r.retryAt.Sub(now).Round(time.Millisecond), r.lastErr)
+		return "", &DiscoveryBackoffError{Failures: r.failures, RetryIn: r.retryAt.Sub(now), Err: r.lastErr}
 	}
 	id, err := r.discover(ctx)
 	if err != nil {
 		r.failures++
-		r.retryAt = r.now().Add(backoff(r.failures))
+		r.retryAt = r.now().Add(r.backoff(r.failures))
 		r.lastErr = err
 		return "", fmt.Errorf("discover Infinity wallet: %w", err)
 	}

@@ -55,7 +55,9 @@ type RunnerConfig struct {
 	// Lease is how long a claim holds [60s]; it must exceed the upstream timeout.
 	// Each recorded step extends it.
 	Lease time.Duration
-	// BaseDelay and MaxDelay bound the retry backoff [1s, 5m].
+	// BaseDelay and MaxDelay bound the retry backoff [1s, 5m], the Infinity
+	// balance discovery's included: shorter retries a flaky upstream sooner,
+	// longer asks it less often.
 	BaseDelay, MaxDelay time.Duration
 	// AttemptTimeout is the longest one upstream call can take (token fetch,
 	// request, a refresh after a 401, the request again). A step starts only
@@ -124,8 +126,13 @@ func NewRunner(cfg RunnerConfig, st *store.Store, up Upstream, log *zap.Logger, 
 	if log == nil {
 		log = zap.NewNop()
 	}
+	// Discovery failures back off on the runner's own schedule: the fund step is
+	// retried at BaseDelay..MaxDelay, and a resolver keeping a stricter one of its
+	// own (up to a minute) would refuse those retries unseen by these knobs.
+	infinity := interlace.NewInfinityWalletResolver(up, cfg.AccountID, cfg.SourceCurrency, cfg.InfinityWalletID).
+		WithBackoff(func(failures int) time.Duration { return jobs.Backoff(failures, cfg.BaseDelay, cfg.MaxDelay, 0) })
 	return &Runner{cfg: cfg, store: st, up: up, log: log, metrics: m, wake: make(chan struct{}, 1),
-		infinity: interlace.NewInfinityWalletResolver(up, cfg.AccountID, cfg.SourceCurrency, cfg.InfinityWalletID)}, nil
+		infinity: infinity}, nil
 }
 
 // Wake makes a running Run look for due withdrawals now. It never blocks.

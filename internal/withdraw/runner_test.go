@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -85,26 +86,48 @@ func (e *env) withdraw(key, walletID, amount string) store.Withdrawal {
 	return w
 }
 
-// drive runs r until the withdrawal ends (completed, failed or stopped).
+// drive runs r until the withdrawal ends (completed, failed, stopped or
+// unresolved). Every wait on the way is bounded by the runner's MaxDelay (20ms)
+// or the sandbox's Retry-After (1s on a 429), the Infinity discovery's backoff
+// included (it follows the runner's knobs), so 20s is many times what even an
+// unlucky run under load needs; a withdrawal still not ended is stuck, and the
+// message says where.
 func (e *env) drive(r *Runner, id uuid.UUID) store.Withdrawal {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
+	var w store.Withdrawal
 	for time.Now().Before(deadline) {
 		if _, err := r.ProcessDue(context.Background()); err != nil {
 			e.t.Fatal(err)
 		}
-		w, err := e.store.Withdrawal(context.Background(), id)
+		var err error
+		w, err = e.store.Withdrawal(context.Background(), id)
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		switch w.Status {
-		case store.WithdrawalCompleted, store.WithdrawalFailed, store.WithdrawalStopped:
+		case store.WithdrawalCompleted, store.WithdrawalFailed, store.WithdrawalStopped, store.WithdrawalUnresolved:
 			return w
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	e.t.Fatalf("withdrawal %s did not end", id)
+	e.t.Fatalf("withdrawal %s did not end: %s", id, describe(w))
 	return store.Withdrawal{}
+}
+
+// describe is a withdrawal's state as a failure message needs it: where it
+// stands, when it is due, how often it was tried, why it last stopped, and the
+// events that led there.
+func describe(w store.Withdrawal) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "status %s, step %s, run_at %s (in %s), attempts %d, last error %s %s", w.Status, w.Step,
+		w.RunAt.UTC().Format(time.RFC3339Nano), time.Until(w.RunAt).Round(time.Millisecond), w.Attempts,
+		derefS(w.LastErrorCode), derefS(w.LastError))
+	for _, ev := range w.Events {
+		fmt.Fprintf(&b, "\n\t%s %s -> %s at %s: %s", ev.At.UTC().Format("15:04:05.000"), derefS(ev.FromStatus), ev.ToStatus,
+			ev.Step, ev.Reason)
+	}
+	return b.String()
 }
 
 // moved counts, on the sandbox ledger, how often each step's money actually moved.
@@ -310,6 +333,62 @@ func TestFaultsAreRetriedWithoutMovingMoneyTwice(t *testing.T) {
 	}
 	if m, l := e.moved(w); m != (moved{1, 1, 1}) || len(l.IdempotencyConflicts) != 0 {
 		t.Fatalf("money moved %+v, conflicts %v", m, l.IdempotencyConflicts)
+	}
+}
+
+// A failing Infinity discovery sends nothing for the fund step: its retries
+// follow the runner's backoff (not a slower schedule of the resolver's own,
+// which once kept a flaky run's withdrawal waiting past the test's window), and
+// they do not make the step "maybe moved", so a later definite rejection of the
+// transfer is a failure, not unresolved.
+func TestInfinityDiscoveryFailuresFollowRunnerBackoff(t *testing.T) {
+	e := newEnv(t)
+	w := e.withdraw("discovery", accountID, "60000") // the Infinity Account holds 56846.52
+	// The upstream fails from the fund step on: the quote and the fee preview are done.
+	hook := func(_ context.Context, _ uuid.UUID, step string, at HookPoint) error {
+		if step == store.StepFeePreview && at == AfterRecord {
+			e.sandbox.SetFaults(sandbox.Faults{ErrorRate: 1})
+		}
+		return nil
+	}
+	r := e.runner("r1", hook)
+	maxDelay := r.cfg.MaxDelay
+	nextAttempt := regexp.MustCompile(`next attempt in (\S+?):`)
+	failures := 0
+	for deadline := time.Now().Add(10 * time.Second); failures < 3 && time.Now().Before(deadline); {
+		if _, err := r.ProcessDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cur, err := e.store.Withdrawal(context.Background(), w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		failures = 0
+		for _, ev := range cur.Events {
+			if strings.Contains(ev.Reason, "discover the Infinity Account balance") {
+				failures++
+			}
+			// A refusal within the resolver's backoff says how long it still holds.
+			m := nextAttempt.FindStringSubmatch(ev.Reason)
+			if m == nil {
+				continue
+			}
+			if d, err := time.ParseDuration(m[1]); err != nil || d > maxDelay {
+				t.Fatalf("discovery backs off %s (%v), beyond the runner's MaxDelay %s: %s", m[1], err, maxDelay, describe(cur))
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if failures < 3 {
+		t.Fatalf("%d failed discoveries recorded, want 3: the test does not exercise them", failures)
+	}
+	e.sandbox.SetFaults(sandbox.Faults{})
+	w = e.drive(r, w.ID)
+	if w.Status != store.WithdrawalFailed || w.Step != store.StepFund || w.LastErrorCode == nil || *w.LastErrorCode != "010023" {
+		t.Fatalf("want failed at fund with 010023 (nothing was sent while discovery failed): %s", describe(w))
+	}
+	if m, _ := e.moved(w); m != (moved{}) {
+		t.Fatalf("money moved %+v", m)
 	}
 }
 

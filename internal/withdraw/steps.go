@@ -249,7 +249,7 @@ func (r *Runner) stepFund(ctx context.Context, job *store.WithdrawalJob) outcome
 	if job.InfinityWalletID == nil || *job.InfinityWalletID == "" {
 		id, err := r.infinityWallet(ctx)
 		if err != nil {
-			return r.upstreamError(job, "discover the Infinity Account balance", err)
+			return r.discoveryFailed(job, err)
 		}
 		// Frozen before the first send, so that every replay names the same balance.
 		if _, err := r.store.FreezeInfinityWallet(ctx, job, id); err != nil {
@@ -297,6 +297,23 @@ func (r *Runner) stepFund(ctx context.Context, job *store.WithdrawalJob) outcome
 		Reason: fmt.Sprintf("internal transfer %s %s: %s %s from Infinity %s to wallet %s", t.ID, t.Status, debited,
 			job.SourceCurrency, *job.InfinityWalletID, job.WalletID),
 	}}
+}
+
+// discoveryFailed: the fund step could not learn the Infinity balance to pay
+// from, so its transfer was not sent. The retry says so (the money cannot have
+// moved: a later rejection of the transfer is a plain failure) and falls due no
+// sooner than the resolver will ask again; retrying earlier only records its
+// refusal again.
+func (r *Runner) discoveryFailed(job *store.WithdrawalJob, err error) outcome {
+	o := r.upstreamError(job, "discover the Infinity Account balance", err)
+	if o.kind != outcomeRetry {
+		return o
+	}
+	o.retry = store.RetryNotSent
+	if be, ok := errors.AsType[*interlace.DiscoveryBackoffError](err); ok {
+		o.delay = max(o.delay, be.RetryIn)
+	}
+	return o
 }
 
 // stepTrade is the guide's step 3: buy the crypto with the USD step 1 moved.
