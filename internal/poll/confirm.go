@@ -145,7 +145,16 @@ func (c *Confirmer) loop(ctx context.Context, wake <-chan struct{}) {
 // rules hold the sweep or leave the deposit waiting. Deposits still waiting are
 // deferred with a reason and a backoff. It returns how many it claimed.
 func (c *Confirmer) Round(ctx context.Context) (int, error) {
-	batch, err := c.r.store.ClaimConfirmations(ctx, c.cfg.Batch, c.cfg.Lease)
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// The claim runs to its end even when the process starts stopping meanwhile:
+	// cut off client-side after the statement committed, it would lose the rows
+	// it claimed, and they would stay claimed for the whole Lease. What it
+	// claims is handed back below if the round cannot finish.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopStepTimeout)
+	batch, err := c.r.store.ClaimConfirmations(cctx, c.cfg.Batch, c.cfg.Lease)
+	cancel()
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
@@ -291,9 +300,11 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	return len(batch), nil
 }
 
-// releaseTimeout bounds the one statement that hands back a stopping round's
-// claims; it runs after the worker's context ended, inside the shutdown budget.
-const releaseTimeout = 5 * time.Second
+// stopStepTimeout bounds each of the two statements a round runs whatever the
+// worker's context says (its claim, and the release of a stopping round's
+// claims), so that a shutdown never leaves claims behind; both are short and
+// fit in the shutdown budget.
+const stopStepTimeout = 5 * time.Second
 
 // releaseIfStopping hands back, when ctx ended mid-round (graceful shutdown),
 // the claims of batch the round did not settle or defer. Left alone they would
@@ -312,7 +323,7 @@ func (c *Confirmer) releaseIfStopping(ctx context.Context, batch []store.Unconfi
 	if len(open) == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopStepTimeout)
 	defer cancel()
 	if err := c.r.store.ReleaseConfirmations(rctx, open); err != nil {
 		c.r.log.Warn("release confirmations at shutdown: they wait for their lease", zap.Error(err),
