@@ -349,6 +349,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	}
 	assertSandboxAcksCommitted(t, pool, led, sentNow)
 	assertNoLeases(t, pool)
+	assertNoConfirmationClaims(t, pool)
 	// Every transfer that reached Interlace before the exit is recorded as done:
 	// the in-flight sweeps were finished, not cut off.
 	for _, tr := range led.InternalTransfers {
@@ -390,7 +391,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deposits swept after the restart", swept, len(all))
+			t.Fatalf("%d of %d deposits swept after the restart; not swept:\n%s", swept, len(all), notSwept(t, pool, ids))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -546,4 +547,55 @@ func TestShutdownIsBoundedByOneDeadline(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("deposit transferred %d times upstream", n)
 	}
+}
+
+// assertNoConfirmationClaims: a process that exited gracefully left no
+// confirmation claimed. A claim is due again only after the confirmer's lease
+// (30 s, poll.ConfirmConfig's default); a deferral after Interlace's answer is
+// due after its backoff (2 s doubling per attempt, a few attempts here at
+// most). A due time more than 15 s ahead is therefore a claim left behind, and
+// its deposit would be neither confirmed nor swept by the next process for that
+// long.
+func assertNoConfirmationClaims(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT deposit_id, attempts, (due_at - now())::text
+  FROM deposit_confirmations WHERE due_at > now() + interval '15 seconds'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, in string
+		var attempts int
+		if err := rows.Scan(&id, &attempts, &in); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("confirmation of deposit %s (attempt %d) still claimed after the exit: due in %s", id, attempts, in)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notSwept describes, for a failure message, the deposits of ids not swept yet:
+// their ledger row and their confirmation row.
+func notSwept(t *testing.T, pool *pgxpool.Pool, ids []string) string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT l.deposit_id, l.deposit_status, COALESCE(l.sweep_status, ''),
+       COALESCE(l.last_error, ''), COALESCE(c.attempts, -1), COALESCE((c.due_at - now())::text, 'null')
+  FROM sweep_ledger l LEFT JOIN deposit_confirmations c ON c.deposit_id = l.deposit_id
+ WHERE l.deposit_id = ANY($1) AND l.sweep_status IS DISTINCT FROM 'succeeded'`, ids)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, dep, sw, last, due string
+		var attempts int
+		if err := rows.Scan(&id, &dep, &sw, &last, &attempts, &due); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&b, "  %s deposit=%s sweep=%s last_error=%q confirmation attempts=%d due_in=%s\n", id, dep, sw, last, attempts, due)
+	}
+	return b.String()
 }

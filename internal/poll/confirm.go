@@ -145,10 +145,21 @@ func (c *Confirmer) loop(ctx context.Context, wake <-chan struct{}) {
 // rules hold the sweep or leave the deposit waiting. Deposits still waiting are
 // deferred with a reason and a backoff. It returns how many it claimed.
 func (c *Confirmer) Round(ctx context.Context) (int, error) {
-	batch, err := c.r.store.ClaimConfirmations(ctx, c.cfg.Batch, c.cfg.Lease)
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// The claim runs to its end even when the process starts stopping meanwhile:
+	// cut off client-side after the statement committed, it would lose the rows
+	// it claimed, and they would stay claimed for the whole Lease. What it
+	// claims is handed back below if the round cannot finish.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopStepTimeout)
+	batch, err := c.r.store.ClaimConfirmations(cctx, c.cfg.Batch, c.cfg.Lease)
+	cancel()
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
+	deferred := map[string]bool{} // deferred below with Interlace's answer: theirs to keep
+	defer c.releaseIfStopping(ctx, batch, deferred)
 	seen := map[string]store.Delivery{} // deposit id -> its record, classified
 	var listErr error
 	if len(batch) > 1 {
@@ -247,6 +258,10 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 			return len(batch), err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// Stopping: what a cancelled call "answered" is no answer to back off on.
+		return len(batch), err
+	}
 	counts := map[string]int{}
 	for _, u := range batch {
 		if !still[u.DepositID] {
@@ -275,6 +290,7 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 		if err := c.r.store.DeferConfirmation(ctx, u.DepositID, delay, reason); err != nil {
 			return len(batch), err
 		}
+		deferred[u.DepositID] = true
 		c.r.log.Info("deposit not confirmed yet", zap.String("deposit_id", u.DepositID), zap.String("reason", reason),
 			zap.Int("attempt", u.Attempts), zap.Duration("retry_in", delay))
 	}
@@ -282,6 +298,39 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 		c.r.metrics.Confirmation(o, n)
 	}
 	return len(batch), nil
+}
+
+// stopStepTimeout bounds each of the two statements a round runs whatever the
+// worker's context says (its claim, and the release of a stopping round's
+// claims), so that a shutdown never leaves claims behind; both are short and
+// fit in the shutdown budget.
+const stopStepTimeout = 5 * time.Second
+
+// releaseIfStopping hands back, when ctx ended mid-round (graceful shutdown),
+// the claims of batch the round did not settle or defer. Left alone they would
+// stay claimed for the whole Lease, and a final deposit acknowledged just before
+// the SIGTERM would wait that long for the next process to confirm and sweep it.
+func (c *Confirmer) releaseIfStopping(ctx context.Context, batch []store.Unconfirmed, deferred map[string]bool) {
+	if ctx.Err() == nil {
+		return
+	}
+	var open []store.Unconfirmed
+	for _, u := range batch {
+		if !deferred[u.DepositID] {
+			open = append(open, u)
+		}
+	}
+	if len(open) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopStepTimeout)
+	defer cancel()
+	if err := c.r.store.ReleaseConfirmations(rctx, open); err != nil {
+		c.r.log.Warn("release confirmations at shutdown: they wait for their lease", zap.Error(err),
+			zap.Int("claims", len(open)), zap.Duration("lease", c.cfg.Lease))
+		return
+	}
+	c.r.log.Info("confirmations released at shutdown", zap.Int("claims", len(open)))
 }
 
 func countIn(ids []string, set map[string]bool) int {

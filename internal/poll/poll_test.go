@@ -3,6 +3,7 @@ package poll_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -382,5 +383,48 @@ func TestPollerRereadsDepositsWaitingOverAnHour(t *testing.T) {
 	}
 	if g, l := b.callsTo(interlace.EndpointGetBlockchainTransfer), b.callsTo(interlace.EndpointListTransfers); g != 2 || l != 0 {
 		t.Fatalf("get calls %d, list calls %d, want 2 and 0", g, l)
+	}
+}
+
+// A round cut off by shutdown while Interlace has not answered hands its claims
+// back: due at once, the interrupted attempt not counted. Kept, they would wait
+// out the claim's lease (30 s) before any process read them, and a deposit
+// acknowledged just before a SIGTERM would wait that long to be swept. Nothing
+// is confirmed by the release: the next round reads the record.
+func TestConfirmerStoppedMidRoundReleasesItsClaims(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.Contains(r.URL.Path, "oauth/authorize"):
+			_, _ = w.Write([]byte(`{"timestamp":1,"code":"c"}`))
+		case strings.Contains(r.URL.Path, "oauth/access-token"):
+			_, _ = w.Write([]byte(`{"accessToken":"scripted-access-token","refreshToken":"scripted-refresh","expiresIn":86400,"timestamp":1}`))
+		default: // Interlace is slow: the process stops before it answers.
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	b := setup(t, srv.URL)
+	for _, id := range []string{"t1", "t2"} {
+		b.notify(t, "n-"+id, `{"id":"`+id+`","accountId":"`+account+`","source":{"type":"blockchain"},`+
+			`"destination":{"type":"cryptoconnect_wallet","id":"w1"},"amount":{"amount":"4","currency":"USDC"},"status":"Closed"}`)
+	}
+	c := poll.NewConfirmer(poll.ConfirmConfig{Lease: time.Minute}, b.reader)
+	ctx, stop := context.WithCancel(b.ctx)
+	go func() { <-entered; stop() }()
+	if _, err := c.Round(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("round cut off by shutdown: %v, want context.Canceled", err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM deposit_confirmations
+	    WHERE due_at <= now() AND attempts = 0 AND last_error IS NULL`); n != 2 {
+		t.Fatalf("%d of 2 claims handed back due now, uncounted", n)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sweeps`); n != 0 {
+		t.Fatal("a released claim was swept without Interlace's record")
 	}
 }

@@ -77,6 +77,29 @@ UPDATE deposit_confirmations SET due_at = now() + $2::interval, last_error = $3,
 	return translate("store: defer confirmation", err)
 }
 
+// ReleaseConfirmations hands back claims a round could not finish (the process
+// is stopping): due again now, the interrupted attempt not counted, so a
+// replica or the next process reads them at once instead of after the claim's
+// lease. Nothing is confirmed here: a released deposit still waits for
+// Interlace's record. A row whose attempts moved on was claimed again by someone
+// else since (its lease ran out) and is left alone, as is one settled meanwhile.
+func (s *Store) ReleaseConfirmations(ctx context.Context, claims []Unconfirmed) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	ids := make([]string, len(claims))
+	attempts := make([]int32, len(claims))
+	for i, c := range claims {
+		ids[i], attempts[i] = c.DepositID, int32(c.Attempts)
+	}
+	_, err := s.pool.Exec(ctx, `
+UPDATE deposit_confirmations dc
+   SET due_at = now(), attempts = dc.attempts - 1, updated_at = now()
+  FROM unnest($1::text[], $2::int[]) AS r(id, attempts)
+ WHERE dc.deposit_id = r.id AND dc.attempts = r.attempts AND dc.due_at IS NOT NULL`, ids, attempts)
+	return translate("store: release confirmations", err)
+}
+
 // WaitingDeposits returns up to limit deposits that have waited longer than
 // olderThan without becoming final (pending or unknown, no sweep), oldest first:
 // the poller reads each one back from Interlace (contract §9). It reads the
