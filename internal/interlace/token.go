@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+
 	"net/http"
 	"net/url"
 	"sort"
@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sweeperhq/sweeper/internal/jobs"
 )
 
 // TokenSource supplies the x-access-token header.
@@ -309,15 +311,11 @@ func (s *OAuthSource) fetch(ctx context.Context, f *tokenFetch) {
 	close(f.done)
 }
 
-// backoff is the wait after n failed calls in a row (a token fetch, an Infinity discovery): exponential
-// from failureBackoffBase up to failureBackoffMax, drawn from [d/2, d) so that replicas do not retry in
-// step.
+// backoff is the wait after n failed calls in a row (a token fetch, an Infinity discovery): the project's
+// one retry policy (exponential from failureBackoffBase up to failureBackoffMax, equal jitter, so that
+// replicas do not retry in step).
 func backoff(n int) time.Duration {
-	d := failureBackoffMax
-	if n < 20 {
-		d = min(failureBackoffMax, failureBackoffBase<<(n-1))
-	}
-	return d/2 + rand.N(d/2)
+	return jobs.Backoff(n, failureBackoffBase, failureBackoffMax, 0)
 }
 
 // refreshMargin is 5 minutes or 10% of the lifetime, whichever is smaller, so short-lived tokens
