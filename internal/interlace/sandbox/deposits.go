@@ -83,7 +83,7 @@ func (s *Server) CreateDeposit(ctx context.Context, r DepositRequest) (Deposit, 
 	}
 	s.deposits = append(s.deposits, rec)
 	xr := xref{deposit: true, idx: rec.idx, createMs: now.UnixMilli()}
-	s.transfers = append(s.transfers, xr)
+	s.addTransferLocked(xr)
 	s.transferByID[id] = xr
 	s.mu.Unlock()
 
