@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -16,10 +17,13 @@ import (
 
 // ConfirmConfig tunes the confirmer. Zero values take the defaults in brackets.
 type ConfirmConfig struct {
-	// Batch is how many waiting deposits one round reads back [100, Interlace's
-	// page size]: a round is one list call for all of them, so confirmation costs
-	// one upstream call per Batch deposits instead of one per deposit, and the
-	// sweep rate does not halve.
+	// Batch is how many waiting deposits one round reads back [90; at most
+	// Interlace's page size, 100]: a round is one list call for all of them, so
+	// confirmation costs one upstream call per Batch deposits instead of one per
+	// deposit, and the sweep rate does not halve. A little under a page, because
+	// the window from the batch's first to its last createTime also holds
+	// transfers created in the same milliseconds: at a full page those spill
+	// onto a second one, and the round makes two list calls.
 	Batch int
 	// Lease is how long a claimed confirmation is ours before another replica may
 	// take it [30s]; it must exceed a round's upstream calls.
@@ -44,7 +48,7 @@ type ConfirmConfig struct {
 
 func (c *ConfirmConfig) defaults() {
 	if c.Batch <= 0 || c.Batch > interlace.MaxTransferPageSize {
-		c.Batch = interlace.MaxTransferPageSize
+		c.Batch = 90
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -139,8 +143,8 @@ func (c *Confirmer) loop(ctx context.Context, wake <-chan struct{}) {
 // their creation window (more pages if needed), then one read per deposit the
 // list did not show. A record that is final and agrees with the deposit (wallet,
 // currency, amount: compared here, in Go) confirms it in one set-based statement
-// for the whole batch, which creates the sweeps with the confirmed amount and
-// keeps each record as the evidence. Any other record (not final, different
+// per page read (not per deposit), which creates the sweeps with the confirmed
+// amount and keeps each record as the evidence. Any other record (not final, different
 // figures, unusable) goes through the ingest path like a notification, whose
 // rules hold the sweep or leave the deposit waiting. Deposits still waiting are
 // deferred with a reason and a backoff. It returns how many it claimed.
@@ -160,12 +164,28 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	}
 	deferred := map[string]bool{} // deferred below with Interlace's answer: theirs to keep
 	defer c.releaseIfStopping(ctx, batch, deferred)
+	byID := make(map[string]store.Unconfirmed, len(batch))
+	for _, u := range batch {
+		byID[u.DepositID] = u
+	}
 	seen := map[string]store.Delivery{} // deposit id -> its record, classified
+	settled := map[string]string{}      // deposit id of the batch -> metrics outcome
+	// Each page is confirmed as soon as it is read, so a backlog's first sweeps
+	// start after one list call, not after every page of the round.
+	var confirmErr error
+	onPage := func(recs []store.Delivery) bool {
+		confirmErr = c.confirmRead(ctx, recs, byID, settled)
+		return confirmErr == nil
+	}
 	var listErr error
 	if len(batch) > 1 {
-		listErr = c.list(ctx, batch, seen)
+		listErr = c.list(ctx, batch, seen, onPage)
+	}
+	if confirmErr != nil {
+		return len(batch), confirmErr
 	}
 	singles := 0
+	var read []store.Delivery
 	problem := map[string]string{}
 	for _, u := range batch {
 		if _, ok := seen[u.DepositID]; ok {
@@ -185,51 +205,22 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 		default:
 			if d, ok := c.r.delivery(raw); ok && d.Deposit.TransferID == u.DepositID {
 				seen[u.DepositID] = d
+				read = append(read, d)
 			} else {
 				problem[u.DepositID] = "Interlace's record of the transfer is not this deposit"
 			}
 		}
 	}
+	if len(read) > 0 && !onPage(read) {
+		return len(batch), confirmErr
+	}
 
-	var agree []store.Confirmation
+	// Records of the batch that disagree (not final, other figures) go through
+	// the ingest rules, like a notification.
 	var other []store.Delivery
-	confirm := func(d store.Delivery) store.Confirmation {
-		return store.Confirmation{DepositID: d.Deposit.TransferID, WalletID: d.Deposit.WalletID,
-			Currency: d.Deposit.Currency, Amount: d.Deposit.Amount, UpstreamStatus: d.Deposit.UpstreamStatus,
-			ClientTransactionID: d.Deposit.ClientTransactionID, Record: d.Body}
-	}
-	inBatch := make(map[string]bool, len(batch))
 	for _, u := range batch {
-		inBatch[u.DepositID] = true
-		d, ok := seen[u.DepositID]
-		if !ok {
-			continue
-		}
-		if agrees(d.Deposit, u) {
-			agree = append(agree, confirm(d))
-		} else {
+		if d, ok := seen[u.DepositID]; ok && !agrees(d.Deposit, u) {
 			other = append(other, d)
-		}
-	}
-	// Records of deposits outside the batch that may be waiting too: the
-	// statement confirms those that are, with matching figures, and ignores the
-	// rest (their own round reads them).
-	for id, d := range seen {
-		if !inBatch[id] && d.Deposit.Status == status.DepositFinal && d.Deposit.SkipReason == "" {
-			agree = append(agree, confirm(d))
-		}
-	}
-	settled := map[string]string{} // deposit id -> metrics outcome
-	if len(agree) > 0 {
-		ids, err := c.r.store.ConfirmDeposits(ctx, agree, c.r.accountID, c.r.target)
-		if err != nil {
-			return len(batch), err
-		}
-		for _, id := range ids {
-			settled[id] = "confirmed"
-		}
-		if extra := len(ids) - countIn(ids, inBatch); extra > 0 {
-			c.r.metrics.Confirmation("confirmed", extra)
 		}
 	}
 	if len(other) > 0 {
@@ -300,6 +291,46 @@ func (c *Confirmer) Round(ctx context.Context) (int, error) {
 	return len(batch), nil
 }
 
+// confirmRead confirms, in one set-based statement, the records just read that
+// agree with their deposit of the batch (compared here, in Go), and the final
+// records of deposits outside the batch, which may be waiting too: the
+// statement confirms those that are, with matching figures, and ignores the
+// rest (their own round reads them). Confirmed deposits of the batch are marked
+// in settled.
+func (c *Confirmer) confirmRead(ctx context.Context, recs []store.Delivery, batch map[string]store.Unconfirmed,
+	settled map[string]string) error {
+	var agree []store.Confirmation
+	for _, d := range recs {
+		if u, ok := batch[d.Deposit.TransferID]; ok && !agrees(d.Deposit, u) {
+			continue
+		} else if !ok && (d.Deposit.Status != status.DepositFinal || d.Deposit.SkipReason != "") {
+			continue
+		}
+		agree = append(agree, store.Confirmation{DepositID: d.Deposit.TransferID, WalletID: d.Deposit.WalletID,
+			Currency: d.Deposit.Currency, Amount: d.Deposit.Amount, UpstreamStatus: d.Deposit.UpstreamStatus,
+			ClientTransactionID: d.Deposit.ClientTransactionID, Record: d.Body})
+	}
+	if len(agree) == 0 {
+		return nil
+	}
+	ids, err := c.r.store.ConfirmDeposits(ctx, agree, c.r.accountID, c.r.target)
+	if err != nil {
+		return err
+	}
+	extra := 0
+	for _, id := range ids {
+		if _, ok := batch[id]; ok {
+			settled[id] = "confirmed"
+		} else {
+			extra++
+		}
+	}
+	if extra > 0 {
+		c.r.metrics.Confirmation("confirmed", extra)
+	}
+	return nil
+}
+
 // stopStepTimeout bounds each of the two statements a round runs whatever the
 // worker's context says (its claim, and the release of a stopping round's
 // claims), so that a shutdown never leaves claims behind; both are short and
@@ -360,7 +391,8 @@ const notReadThisRound = "not read yet (more deposits due than one round reads)"
 // after page 1 (which also gives the total) it reads from the last page
 // backwards: a backlog is confirmed from its old end, a couple of calls per
 // hundred deposits, never one call per deposit.
-func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, seen map[string]store.Delivery) error {
+func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, seen map[string]store.Delivery,
+	onPage func([]store.Delivery) bool) error {
 	want := map[string]bool{}
 	var known, unknown []store.Unconfirmed
 	for _, u := range batch {
@@ -377,7 +409,7 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, seen ma
 		for _, u := range known {
 			start, end = minTime(start, u.CreatedAt), maxTime(end, u.CreatedAt)
 		}
-		n, err := c.window(ctx, start, end.Add(time.Millisecond), pages, want, seen)
+		n, err := c.window(ctx, start, end.Add(time.Millisecond), pages, want, seen, onPage)
 		if err != nil {
 			return err
 		}
@@ -388,7 +420,7 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, seen ma
 		for _, u := range unknown {
 			start, end = minTime(start, u.ReceivedAt), maxTime(end, u.ReceivedAt)
 		}
-		if _, err := c.window(ctx, start.Add(-c.cfg.Window), end.Add(time.Minute), pages, want, seen); err != nil {
+		if _, err := c.window(ctx, start.Add(-c.cfg.Window), end.Add(time.Minute), pages, want, seen, onPage); err != nil {
 			return err
 		}
 	}
@@ -399,7 +431,7 @@ func (c *Confirmer) list(ctx context.Context, batch []store.Unconfirmed, seen ma
 // Every deposit record read is kept: a final one confirms its deposit too if
 // that one waits for its record (several rounds' work in one page).
 func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages int, want map[string]bool,
-	seen map[string]store.Delivery) (int, error) {
+	seen map[string]store.Delivery, onPage func([]store.Delivery) bool) (int, error) {
 	if now := time.Now(); end.After(now) {
 		end = now.Add(time.Millisecond)
 	}
@@ -410,11 +442,16 @@ func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages i
 		if err != nil {
 			return nil, err
 		}
+		recs := make([]store.Delivery, 0, len(p.List))
 		for _, raw := range p.List {
 			if d, ok := c.r.delivery(raw); ok {
 				seen[d.Deposit.TransferID] = d
 				delete(want, d.Deposit.TransferID)
+				recs = append(recs, d)
 			}
+		}
+		if !onPage(recs) {
+			return nil, errPageNotRecorded
 		}
 		return p, nil
 	}
@@ -432,6 +469,10 @@ func (c *Confirmer) window(ctx context.Context, start, end time.Time, maxPages i
 	}
 	return n, nil
 }
+
+// errPageNotRecorded stops a round's reading when what it read could not be
+// recorded (the database's error is the round's to report).
+var errPageNotRecorded = errors.New("poll: a page read could not be recorded")
 
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {

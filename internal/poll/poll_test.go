@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -426,5 +428,65 @@ func TestConfirmerStoppedMidRoundReleasesItsClaims(t *testing.T) {
 	}
 	if n := b.count(t, `SELECT count(*) FROM sweeps`); n != 0 {
 		t.Fatal("a released claim was swept without Interlace's record")
+	}
+}
+
+// A round confirms each page as soon as it is read: a backlog's first sweeps
+// do not wait for the round's later pages (at 100 ms upstream latency, each
+// page read first would hold every sweep back by another 100 ms). The second
+// page is held back here until the first page's deposits have their sweeps.
+func TestConfirmerConfirmsEachPageAsItIsRead(t *testing.T) {
+	sb := sandbox.New(sandbox.Config{Logger: zap.NewNop()})
+	inner := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { sb.Close(); inner.Close() })
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	target, _ := url.Parse(inner.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/open-api/v3/cryptoconnect/transfers" && r.URL.Query().Get("page") != "1" {
+			select {
+			case <-release:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	b := setup(t, srv.URL)
+	b.sb = sb
+	// 200 deposits; every other one is due now, the rest later (a retry's
+	// backoff, say). The round claims the 90 oldest due ones, whose window holds
+	// about 180 records: two pages.
+	var due []string
+	for i := 0; i < 200; i++ {
+		d := b.sandboxDeposit(t, "1")
+		b.notify(t, "n-"+d.ID, resourceOf(d, "1"))
+		if i%2 == 0 {
+			due = append(due, d.ID)
+		}
+	}
+	if _, err := b.pool.Exec(b.ctx, `UPDATE deposit_confirmations
+	    SET due_at = CASE WHEN deposit_id = ANY($1) THEN now() ELSE now() + interval '1 hour' END`, due); err != nil {
+		t.Fatal(err)
+	}
+	c := poll.NewConfirmer(poll.ConfirmConfig{}, b.reader)
+	done := make(chan error, 1)
+	go func() { _, err := c.Round(b.ctx); done <- err }()
+	deadline := time.Now().Add(3 * time.Second)
+	for b.count(t, `SELECT count(*) FROM sweeps`) < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first page's deposits waited for the second page: %d sweeps", b.count(t, `SELECT count(*) FROM sweeps`))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	releaseOnce.Do(func() { close(release) })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	claimed := due[:90]
+	if n := b.count(t, `SELECT count(*) FROM sweeps WHERE status = 'pending' AND deposit_id = ANY($1)`, claimed); n != 90 {
+		t.Fatalf("%d of the 90 claimed deposits confirmed", n)
 	}
 }

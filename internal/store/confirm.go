@@ -47,11 +47,13 @@ const replanned = pgx.QueryExecModeCacheDescribe
 
 const claimConfirmationsSQL = `
 WITH due AS (
-    SELECT deposit_id FROM deposit_confirmations
-     WHERE due_at IS NOT NULL AND due_at <= now()
-     ORDER BY due_at, deposit_id
+    SELECT q.deposit_id FROM deposit_confirmations q
+     CROSS JOIN LATERAL (SELECT COALESCE(d.upstream_created_at, d.received_at) AS created
+                           FROM deposits d WHERE d.id = q.deposit_id OFFSET 0) d
+     WHERE q.due_at IS NOT NULL AND q.due_at <= now()
+     ORDER BY q.due_at, d.created, q.deposit_id
      LIMIT $1
-       FOR UPDATE SKIP LOCKED
+       FOR UPDATE OF q SKIP LOCKED
 ), upd AS (
     UPDATE deposit_confirmations c
        SET due_at = now() + $2::interval, attempts = c.attempts + 1, updated_at = now()
@@ -65,7 +67,11 @@ SELECT d.id, d.wallet_id, d.currency, d.amount, COALESCE(d.upstream_created_at, 
 
 // ClaimConfirmations leases up to limit due confirmations for lease (the due time
 // doubles as the lease: a confirmer that dies leaves them due again after it).
-// SKIP LOCKED lets every replica's confirmer claim side by side.
+// SKIP LOCKED lets every replica's confirmer claim side by side. Deposits due at
+// the same time (a batch recorded together, a backlog) are taken in the order
+// Interlace created them, so that side-by-side rounds claim adjacent stretches
+// of the transfer list and read disjoint pages, instead of each taking every
+// fifth deposit of the same stretch and all reading all of it.
 func (s *Store) ClaimConfirmations(ctx context.Context, limit int, lease time.Duration) ([]Unconfirmed, error) {
 	rows, err := s.pool.Query(ctx, claimConfirmationsSQL, replanned, limit, lease)
 	if err != nil {

@@ -88,3 +88,28 @@ func seqScans(p planNode) []string {
 	}
 	return out
 }
+
+// Deposits due at the same moment (a batch recorded together) are claimed in
+// the order Interlace created them, so that side-by-side rounds take adjacent
+// stretches of the transfer list.
+func TestClaimConfirmationsTakesOldestCreatedFirst(t *testing.T) {
+	ctx := context.Background()
+	s := New(pgtest.NewPool(t))
+	// Ids in the opposite order of creation: an id order would pick dep-1 and dep-2, the newest.
+	if _, err := s.pool.Exec(ctx, `
+INSERT INTO deposits (id, account_id, wallet_id, currency, amount, status, upstream_status, upstream_created_at, received_at, final_at)
+SELECT 'dep-' || (10 - i), 'acc', 'w', 'USDC', 1, 'final', 'Closed', now() - interval '1 hour' + i * interval '1 second', now(), now()
+  FROM generate_series(1, 9) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO deposit_confirmations (deposit_id, due_at) SELECT id, '2026-01-01' FROM deposits`); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimConfirmations(ctx, 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].DepositID != "dep-9" || got[1].DepositID != "dep-8" {
+		t.Fatalf("claimed %+v, want the two created first (dep-9, dep-8)", got)
+	}
+}
