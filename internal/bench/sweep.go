@@ -129,15 +129,11 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 	env.logf("sweep: preloading %d final deposits (upstream latency %d ms, confirmation %t)", res.Deposits, cfg.LatencyMs, confirm)
 	if confirm {
 		// The deposits exist at the sandbox and wait for its record: the clock
-		// then covers confirmation as well as the sweeps. The sweeps table gets
-		// as many finished sweeps of history as the control's preload puts
-		// there, so that both runs start from an analyzed table of the same size:
-		// from an empty one, the worker's cached plans are made while it holds a
-		// handful of rows (sequential scans) and kept until autovacuum analyzes
-		// it — a cold start measured apart (docs/PERFORMANCE.md), not P2.
-		if err = LoadHistory(ctx, pool, res.Deposits); err == nil {
-			err = preloadUnconfirmed(ctx, st, up.sb, res.Deposits, amount)
-		}
+		// then covers confirmation as well as the sweeps. The sweep tables start
+		// empty, as on a fresh deployment hit by a backlog (the poller's first
+		// backfill): the worker's cached plans must not be made for an empty table
+		// and kept (store.AnalyzeYoungSweeps).
+		err = preloadUnconfirmed(ctx, st, up.sb, res.Deposits, amount)
 	} else {
 		err = preload(ctx, st, res.Deposits, strconv.Itoa(amount))
 	}
@@ -202,7 +198,7 @@ func Sweep(ctx context.Context, env *Env, cfg SweepConfig) (SweepResult, error) 
 
 	// Every sweep succeeded, and the sandbox moved money exactly once for each.
 	var ok int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sweeps WHERE status = 'succeeded' AND deposit_id NOT LIKE 'hist-%'`).Scan(&ok); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sweeps WHERE status = 'succeeded'`).Scan(&ok); err != nil {
 		return res, err
 	}
 	if n := up.transfers(); ok != res.Deposits || n != res.Deposits {

@@ -22,6 +22,10 @@ import (
 // maxClaim bounds one claim statement, whatever the concurrency.
 const maxClaim = 256
 
+// statsInterval is how often the worker looks whether the sweeps table is young
+// and changed enough to analyze (store.AnalyzeYoungSweeps): one catalog read.
+const statsInterval = 2 * time.Second
+
 // Upstream is what the worker needs from Interlace; *interlace.Client satisfies it.
 type Upstream interface {
 	InternalTransfer(ctx context.Context, req interlace.InternalTransferRequest) (*interlace.InternalTransfer, error)
@@ -115,6 +119,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go w.store.Listen(listenCtx, store.SweepsChannel, wake, func(err error) {
 		w.log.Debug("listen connection lost", zap.Error(err))
 	})
+	go w.store.KeepSweepsStatsFresh(listenCtx, statsInterval, w.log)
 
 	// Outcomes of sweeps finishing together share a commit; each sweep still waits
 	// for its own to be durable before its slot is freed.
