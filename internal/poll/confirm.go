@@ -364,16 +364,6 @@ func (c *Confirmer) releaseIfStopping(ctx context.Context, batch []store.Unconfi
 	c.r.log.Info("confirmations released at shutdown", zap.Int("claims", len(open)))
 }
 
-func countIn(ids []string, set map[string]bool) int {
-	n := 0
-	for _, id := range ids {
-		if set[id] {
-			n++
-		}
-	}
-	return n
-}
-
 // agrees: Interlace's record says final, with the wallet, currency and amount
 // the notification gave (contract §9). Anything else is for the ingest rules.
 func agrees(rec *store.DepositInput, u store.Unconfirmed) bool {
