@@ -56,7 +56,7 @@ func newHarness(t *testing.T, actions func(*store.Store) console.Actions) *harne
 	pool := pgtest.NewPool(t)
 	h := &harness{t: t, pool: pool, store: store.New(pool), now: time.Now()}
 	a := console.Actions{Retry: func(ctx context.Context, id, actor, note string) error {
-		return h.store.RequeueSweep(ctx, id, actor+": "+note)
+		return h.store.RequeueSweep(ctx, id, store.Actor{Who: actor, Note: note})
 	}}
 	if actions != nil {
 		a = actions(h.store)
@@ -399,13 +399,14 @@ func TestCSRF(t *testing.T) {
 		if st := h.sweepStatus(id); st != "pending" {
 			t.Fatalf("sweep %s after retry", st)
 		}
-		var reason string
-		err := h.pool.QueryRow(context.Background(), `SELECT reason FROM sweep_events WHERE deposit_id = $1 ORDER BY id DESC LIMIT 1`, id).Scan(&reason)
+		var reason, actor string
+		err := h.pool.QueryRow(context.Background(), `SELECT reason, actor FROM sweep_events WHERE deposit_id = $1 ORDER BY id DESC LIMIT 1`, id).Scan(&reason, &actor)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !regexp.MustCompile(`^requeued: console:[A-Za-z0-9_-]{8}: balance topped up$`).MatchString(reason) {
-			t.Fatalf("event reason %q does not say who and why", reason)
+		if !regexp.MustCompile(`^requeued by console:[A-Za-z0-9_-]{8} \(balance topped up\)$`).MatchString(reason) ||
+			!regexp.MustCompile(`^console:[A-Za-z0-9_-]{8}$`).MatchString(actor) {
+			t.Fatalf("event reason %q, actor %q: they do not say who and why", reason, actor)
 		}
 		page := h.do(cl, "GET", "/console/deposits/"+id+"?done=retry", nil)
 		if !strings.Contains(page.body, "Retry requested") || !strings.Contains(page.body, "balance topped up") {
@@ -480,7 +481,7 @@ func TestDepositPage(t *testing.T) {
 	h := newHarness(t, func(s *store.Store) console.Actions {
 		return console.Actions{
 			Retry: func(ctx context.Context, id, actor, note string) error {
-				return s.RequeueSweep(ctx, id, actor+": "+note)
+				return s.RequeueSweep(ctx, id, store.Actor{Who: actor, Note: note})
 			},
 			Release: func(_ context.Context, id, actor, note string) (string, error) {
 				released = append(released, id+"|"+note)

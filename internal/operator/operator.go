@@ -159,7 +159,7 @@ func Routes(d Deps) http.Handler {
 			if d.Deposits != nil {
 				err = d.Deposits.Retry(r.Context(), id, by)
 			} else {
-				err = d.Store.RequeueSweep(r.Context(), id, "operator retry by "+by.String())
+				err = d.Store.RequeueSweep(r.Context(), id, by)
 			}
 		}
 		if err != nil {

@@ -18,14 +18,18 @@ type Actor struct {
 }
 
 func (a Actor) String() string {
-	who := a.Who
-	if who == "" {
-		who = "operator"
-	}
 	if a.Note == "" {
-		return who
+		return a.name()
 	}
-	return who + " (" + a.Note + ")"
+	return a.name() + " (" + a.Note + ")"
+}
+
+// name is who acted, as sweep_events.actor keeps it.
+func (a Actor) name() string {
+	if a.Who == "" {
+		return "operator"
+	}
+	return PGText(a.Who, maxIDText)
 }
 
 // RecordFigures is what Interlace's record of a transfer said, as read for a release.
@@ -89,9 +93,9 @@ WITH upd AS (
      WHERE deposit_id = $1
  RETURNING deposit_id
 )
-INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-SELECT deposit_id, 'held', 'pending', $2 FROM upd`, depositID,
-				"released by "+by.String()+": Interlace's record is "+rec.Status+" and agrees")
+INSERT INTO sweep_events (deposit_id, from_status, to_status, reason, actor)
+SELECT deposit_id, 'held', 'pending', $2, $3 FROM upd`, depositID,
+				"released by "+by.String()+": Interlace's record is "+rec.Status+" and agrees", by.name())
 			if err == nil {
 				_, err = tx.Exec(ctx, `
 UPDATE deposits SET confirmed_at = COALESCE(confirmed_at, now()), confirmed_amount = COALESCE(confirmed_amount, $2),
@@ -107,9 +111,9 @@ UPDATE deposits SET confirmed_at = COALESCE(confirmed_at, now()), confirmed_amou
 WITH upd AS (
     UPDATE sweeps SET last_error = $2, updated_at = now() WHERE deposit_id = $1 RETURNING deposit_id
 )
-INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-SELECT deposit_id, 'held', 'held', $3 FROM upd`, depositID, "still held: "+refuse,
-				"release by "+by.String()+" refused: "+refuse)
+INSERT INTO sweep_events (deposit_id, from_status, to_status, reason, actor)
+SELECT deposit_id, 'held', 'held', $3, $4 FROM upd`, depositID, "still held: "+refuse,
+				"release by "+by.String()+" refused: "+refuse, by.name())
 			outcome = ReleaseRefused
 		}
 		if err != nil {
@@ -189,8 +193,8 @@ SELECT status, upstream_status, account_id, currency, origin, skip_reason, amoun
 WITH upd AS (
     UPDATE sweeps SET status = 'held', last_error = $2, updated_at = now() WHERE deposit_id = $1 RETURNING deposit_id
 )
-INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-SELECT deposit_id, 'failed', 'held', $3 FROM upd`, depositID, why, "retry by "+by.String()+" held instead: "+why)
+INSERT INTO sweep_events (deposit_id, from_status, to_status, reason, actor)
+SELECT deposit_id, 'failed', 'held', $3, $4 FROM upd`, depositID, why, "retry by "+by.String()+" held instead: "+why, by.name())
 		if err == nil {
 			err = tx.Commit(ctx)
 		}
@@ -199,7 +203,7 @@ SELECT deposit_id, 'failed', 'held', $3 FROM upd`, depositID, why, "retry by "+b
 		}
 		return fmt.Errorf("store: retry deposit %s: held, not requeued: %s: %w", depositID, why, ErrInvalidState)
 	case sweepStatus == status.SweepFailed:
-		_, err = tx.Exec(ctx, requeueFailedSQL, depositID, "requeued by "+by.String())
+		_, err = tx.Exec(ctx, requeueFailedSQL, depositID, "requeued by "+by.String(), by.name())
 	case sweepStatus == "" && depStatus == status.DepositFinal && skip != nil:
 		o := "blockchain" // deposits recorded before origin was kept were all taken as from the chain
 		if origin != nil {
@@ -237,11 +241,11 @@ WITH ins AS (
     SELECT id, $2, 'pending', now(), account_id, wallet_id, currency, $3, $4 FROM deposits WHERE id = $1
  RETURNING deposit_id
 ), ev AS (
-    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-    SELECT deposit_id, NULL, 'pending', $5 FROM ins
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason, actor)
+    SELECT deposit_id, NULL, 'pending', $5, $6 FROM ins
 )
 SELECT pg_notify('sweeper_sweeps', '') FROM ins`, depositID, p.ClientTransactionID, amt, p.ToCurrency,
-				"retried by "+by.String()+" after a configuration change")
+				"retried by "+by.String()+" after a configuration change", by.name())
 		}
 	default:
 		st := sweepStatus

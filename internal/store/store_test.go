@@ -536,11 +536,15 @@ func TestClaim(t *testing.T) {
 		if row.SweepStatus != "failed" || row.LastError == nil || *row.LastError != "insufficient balance" || row.Attempts != 2 {
 			t.Fatalf("ledger %+v", row)
 		}
-		if err := s.RequeueSweep(b.ctx, "t1", "fixed balance"); err != nil {
+		if err := s.RequeueSweep(b.ctx, "t1", store.Actor{Who: "ops", Note: "fixed balance"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RequeueSweep(b.ctx, "t1", "again"); err == nil {
+		if err := s.RequeueSweep(b.ctx, "t1", store.Actor{Who: "ops", Note: "again"}); err == nil {
 			t.Fatal("requeued a pending sweep")
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_events WHERE deposit_id = 't1' AND actor = 'ops'
+		    AND reason = 'requeued by ops (fixed balance)'`); n != 1 {
+			t.Fatal("the requeue's event does not name its actor")
 		}
 		j = claim(t, s, "w", 1, time.Minute)[0]
 		if j.ClientTransactionID != ids.SweepTransactionID("t1") {

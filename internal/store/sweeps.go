@@ -216,8 +216,8 @@ func (r *OutcomeRecorder) Close() { r.gc.close() }
 // RequeueSweep lets an operator retry a failed sweep. The clientTransactionId is
 // kept, so if the rejected request had in fact gone through, the replay returns
 // the first result instead of moving money again.
-func (s *Store) RequeueSweep(ctx context.Context, depositID, reason string) error {
-	tag, err := s.pool.Exec(ctx, requeueFailedSQL, depositID, "requeued: "+reason)
+func (s *Store) RequeueSweep(ctx context.Context, depositID string, by Actor) error {
+	tag, err := s.pool.Exec(ctx, requeueFailedSQL, depositID, "requeued by "+by.String(), by.name())
 	if err != nil {
 		return translate("store: requeue sweep", err)
 	}
@@ -241,8 +241,8 @@ WITH upd AS (
      WHERE deposit_id = $1 AND status = 'failed'
  RETURNING deposit_id
 ), ev AS (
-    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
-    SELECT deposit_id, 'failed', 'pending', $2 FROM upd
+    INSERT INTO sweep_events (deposit_id, from_status, to_status, reason, actor)
+    SELECT deposit_id, 'failed', 'pending', $2, $3 FROM upd
 )
 SELECT pg_notify('sweeper_sweeps', '') FROM upd`
 

@@ -262,6 +262,9 @@ func TestOperatorActions(t *testing.T) {
 		if n := b.count(t, `SELECT count(*) FROM sweep_events WHERE reason LIKE 'released by alice (checked the explorer)%'`); n != 1 {
 			t.Fatal("release event without who and why")
 		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_events WHERE actor = 'alice'`); n != 3 {
+			t.Fatalf("%d sweep events name alice as the actor, want the 3 release attempts", n)
+		}
 		if n := b.count(t, `SELECT count(*) FROM deposit_events WHERE reason LIKE 'release by alice%'`); n != 3 {
 			t.Fatal("every release attempt leaves a deposit event")
 		}
@@ -291,6 +294,9 @@ func TestOperatorActions(t *testing.T) {
 		}
 		if err := s.RetryDeposit(b.ctx, "t1", p, by); !errors.Is(err, store.ErrInvalidState) {
 			t.Fatalf("retry of a pending sweep: %v", err)
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_events WHERE actor = 'alice' AND to_status = 'pending'`); n != 1 {
+			t.Fatal("the retry's sweep event does not name its actor")
 		}
 	})
 
