@@ -46,6 +46,11 @@ var contractVars = []string{
 	"SWEEPER_TARGET_CURRENCY",
 	"SWEEPER_ADMIN_TOKEN",
 	"SWEEPER_MAX_FEE_RATE",
+	"SWEEPER_SWEEP_CURRENCIES",
+	"SWEEPER_CONFIRM_DEPOSITS",
+	"SWEEPER_POLL_INTERVAL",
+	"SWEEPER_PENDING_MAX_AGE",
+	"INTERLACE_AUTH_STYLE",
 }
 
 // secretVars hold credentials: they may only reach a pod as a file from a

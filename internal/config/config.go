@@ -40,7 +40,7 @@ var Vars = []Var{
 	{"SWEEPER_INFINITY_WALLET_ID", "", false, "Infinity balance id to sweep into; discovered and cached when empty"},
 	{"SWEEPER_TARGET_CURRENCY", "USD", false, "currency credited in the Infinity Account"},
 	{"SWEEPER_SWEEP_CURRENCIES", "USDC,USDT,WUSD", false, "deposit currencies that are swept; others are recorded and skipped (USD is not: a USD credit to a wallet is a payout's own funding)"},
-	// Confirmation trades one upstream list call per batch of up to 100 deposits
+	// Confirmation trades one upstream list call per batch of up to 90 deposits
 	// (and a round trip of latency) for never moving money on a notification alone.
 	{"SWEEPER_CONFIRM_DEPOSITS", "true", false, "read every deposit back from Interlace's records before its money moves (true or false)"},
 	// Shorter finds a deposit whose webhooks were lost sooner, for one list call
