@@ -135,6 +135,35 @@ VALUES ($1, $2, $2, $3, $4)`, depositID, depStatus, upstream, reason); err != ni
 	return outcome, nil
 }
 
+// contradictedSQL is true when a notification or record contradicted deposit
+// $1 (a refund, another amount) after it was final: the ingest recorded it as
+// held or, the sweep being under way then, as a conflict.
+const contradictedSQL = `EXISTS (SELECT 1 FROM webhook_deliveries WHERE transfer_id = $1 AND effect IN ('conflict', 'held'))`
+
+// HoldIfContradicted holds a failed sweep whose deposit was contradicted, and
+// reports whether it did. The worker calls it after recording a rejection: a
+// contradiction that arrived while the transfer was in flight was only recorded
+// (holding then would have lost the worker's outcome), and a sweep left failed
+// would be requeued by a retry, sweeping money that may have left (a refund is
+// often why the transfer was rejected). Held, only a release, which re-reads
+// Interlace first, moves it. A contradiction arriving later holds it by itself
+// (the ingest holds failed sweeps).
+func (s *Store) HoldIfContradicted(ctx context.Context, depositID string) (bool, error) {
+	const why = "the transfer was rejected and the deposit was contradicted while it was under way: release it once Interlace's record agrees"
+	tag, err := s.pool.Exec(ctx, `
+WITH upd AS (
+    UPDATE sweeps SET status = 'held', last_error = COALESCE(last_error || '; ', '') || $2, updated_at = now()
+     WHERE deposit_id = $1 AND status = 'failed' AND `+contradictedSQL+`
+ RETURNING deposit_id
+)
+INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
+SELECT deposit_id, 'failed', 'held', 'held: ' || $2 FROM upd`, depositID, why)
+	if err != nil {
+		return false, translate("store: hold contradicted sweep "+depositID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // RetryParams are the current configuration's answers a retry needs.
 type RetryParams struct {
 	// SkipReason re-asks, under the current configuration, whether a deposit of
@@ -180,8 +209,7 @@ SELECT status, upstream_status, account_id, currency, origin, skip_reason, amoun
 		// A contradiction recorded after the sweep started (a refund, say) would
 		// make a requeue sweep money that may have left: hold it for a release,
 		// which re-reads Interlace first.
-		err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_deliveries
-		    WHERE transfer_id = $1 AND effect IN ('conflict', 'held'))`, depositID).Scan(&contradicted)
+		err = tx.QueryRow(ctx, `SELECT `+contradictedSQL, depositID).Scan(&contradicted)
 		if err != nil {
 			return translate("store: retry deposit "+depositID, err)
 		}

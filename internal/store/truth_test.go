@@ -320,6 +320,48 @@ func TestOperatorActions(t *testing.T) {
 		}
 	})
 
+	// A rejection recorded after a contradiction arrived mid-flight (a refund
+	// took the money, so the transfer was rejected) ends held, not failed.
+	t.Run("RejectedAfterAContradictionMidFlightIsHeld", func(t *testing.T) {
+		s, b := setup(t)
+		for _, id := range []string{"t1", "t2"} {
+			mustIngest(t, s, deposit("n1-"+id, id, "Closed", store.DepositFinal, "5"), store.EffectCreated)
+		}
+		if _, err := b.pool.Exec(b.ctx, `UPDATE sweeps SET status = 'in_flight', lease_token = gen_random_uuid()`); err != nil {
+			t.Fatal(err)
+		}
+		mustIngest(t, s, deposit("n2-t1", "t1", "Refunded", store.DepositFailed, "5"), store.EffectConflict)
+		// A contradiction of a sweep that is still pending is the ingest's to hold,
+		// not this: only a failed sweep changes.
+		if held, err := s.HoldIfContradicted(b.ctx, "t1"); err != nil || held {
+			t.Fatalf("in-flight sweep: held %t, %v", held, err)
+		}
+		if _, err := b.pool.Exec(b.ctx, `UPDATE sweeps SET status = 'failed', lease_token = NULL,
+		    last_error = '010023 insufficient balance'`); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			id   string
+			held bool
+			want string
+		}{{"t1", true, status.SweepHeld}, {"t2", false, status.SweepFailed}} {
+			held, err := s.HoldIfContradicted(b.ctx, tc.id)
+			if err != nil || held != tc.held {
+				t.Fatalf("%s: held %t, %v; want %t", tc.id, held, err, tc.held)
+			}
+			if row := ledgerOf(t, s, tc.id); row.SweepStatus != tc.want {
+				t.Fatalf("%s: ledger %+v, want %s", tc.id, row, tc.want)
+			}
+		}
+		row := ledgerOf(t, s, "t1")
+		if !strings.HasPrefix(*row.LastError, "010023 insufficient balance; the transfer was rejected and the deposit was contradicted") {
+			t.Fatalf("held without both reasons: %q", *row.LastError)
+		}
+		if n := b.count(t, `SELECT count(*) FROM sweep_events WHERE deposit_id = 't1' AND from_status = 'failed' AND to_status = 'held'`); n != 1 {
+			t.Fatal("no event for the hold")
+		}
+	})
+
 	t.Run("RetrySkippedWaitsForConfirmation", func(t *testing.T) {
 		s, b := setup(t)
 		d := deposit("n1", "t1", "Closed", store.DepositFinal, "5")

@@ -224,6 +224,13 @@ func (w *Worker) record(ctx context.Context, outcomes *store.OutcomeRecorder, jo
 		if err == nil {
 			w.metrics.Sweep("failed", 0)
 			log.Error("sweep rejected", zap.String("outcome", "failed"), zap.String("code", att.Code), zap.String("reason", o.reason))
+			// A deposit contradicted while its transfer was under way (a refund,
+			// often why it was rejected) is held, not left failed for a retry.
+			if held, herr := w.store.HoldIfContradicted(ctx, job.DepositID); herr != nil {
+				log.Warn("hold contradicted sweep: it stays failed; a retry holds it instead", zap.Error(herr))
+			} else if held {
+				log.Warn("sweep held: its deposit was contradicted while the transfer was under way")
+			}
 		}
 	case outcomeUnresolved:
 		err = outcomes.Record(ctx, store.Unresolved(job, att.Code, o.reason, o.transferID, o.upstreamStatus, att))
