@@ -47,6 +47,12 @@ WITH upd AS (
 ), ev AS (
     INSERT INTO sweep_events (deposit_id, from_status, to_status, reason)
     SELECT deposit_id, 'in_flight', $3, $4 FROM upd
+` + attemptTail
+
+// attemptTail ends every outcome statement: the attempt row, written whatever
+// happened to the lease (lease_lost when the sweep was not ours to update), and
+// how many sweeps the statement updated.
+const attemptTail = `
 ), att AS (
     INSERT INTO sweep_attempts (deposit_id, attempt, client_transaction_id, worker, started_at, duration,
                                 http_status, code, message, outcome, error)
@@ -82,13 +88,7 @@ WITH cur AS (
            CASE WHEN ours THEN $4::text
                 ELSE $4::text || ' (answered to ' || $7::text || ' after its lease was lost; a success always counts)' END
       FROM upd
-), att AS (
-    INSERT INTO sweep_attempts (deposit_id, attempt, client_transaction_id, worker, started_at, duration,
-                                http_status, code, message, outcome, error)
-    VALUES ($1, $5, $6, $7, $8, $9, $10, $11, $12,
-            CASE WHEN EXISTS (SELECT 1 FROM upd) THEN $13 ELSE 'lease_lost' END, $14)
-)
-SELECT count(*) FROM upd`
+` + attemptTail
 
 var (
 	// retrySQL: $18 says the attempt's outcome is unknown (money may have moved),
