@@ -21,20 +21,14 @@ import (
 func TestConfirmPlansUseIndexesBeforeAnalyze(t *testing.T) {
 	ctx := context.Background()
 	s := New(pgtest.NewPool(t))
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := s.pool.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
 	for _, tbl := range []string{"deposits", "deposit_confirmations", "sweeps"} {
-		exec(`ALTER TABLE ` + tbl + ` SET (autovacuum_enabled = false)`) // no statistics during the test
+		mustExec(t, ctx, s, `ALTER TABLE `+tbl+` SET (autovacuum_enabled = false)`) // no statistics during the test
 	}
 	const n = 5000
-	exec(`INSERT INTO deposits (id, account_id, wallet_id, currency, amount, status, upstream_status, received_at, final_at)
+	mustExec(t, ctx, s, `INSERT INTO deposits (id, account_id, wallet_id, currency, amount, status, upstream_status, received_at, final_at)
 SELECT 'dep-' || i, 'acc', 'w-' || (i % 100), 'USDC', 10, 'final', 'Closed', now(), now() FROM generate_series(1, $1) i`, n)
 	// Three are due; the rest wait for later rounds.
-	exec(`INSERT INTO deposit_confirmations (deposit_id, due_at)
+	mustExec(t, ctx, s, `INSERT INTO deposit_confirmations (deposit_id, due_at)
 SELECT 'dep-' || i, CASE WHEN i <= 3 THEN now() - interval '1 second' ELSE now() + interval '1 hour' END
   FROM generate_series(1, $1) i`, n)
 
@@ -96,15 +90,11 @@ func TestClaimConfirmationsTakesOldestCreatedFirst(t *testing.T) {
 	ctx := context.Background()
 	s := New(pgtest.NewPool(t))
 	// Ids in the opposite order of creation: an id order would pick dep-1 and dep-2, the newest.
-	if _, err := s.pool.Exec(ctx, `
+	mustExec(t, ctx, s, `
 INSERT INTO deposits (id, account_id, wallet_id, currency, amount, status, upstream_status, upstream_created_at, received_at, final_at)
 SELECT 'dep-' || (10 - i), 'acc', 'w', 'USDC', 1, 'final', 'Closed', now() - interval '1 hour' + i * interval '1 second', now(), now()
-  FROM generate_series(1, 9) i`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO deposit_confirmations (deposit_id, due_at) SELECT id, '2026-01-01' FROM deposits`); err != nil {
-		t.Fatal(err)
-	}
+  FROM generate_series(1, 9) i`)
+	mustExec(t, ctx, s, `INSERT INTO deposit_confirmations (deposit_id, due_at) SELECT id, '2026-01-01' FROM deposits`)
 	got, err := s.ClaimConfirmations(ctx, 2, time.Minute)
 	if err != nil {
 		t.Fatal(err)

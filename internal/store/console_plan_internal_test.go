@@ -14,6 +14,14 @@ import (
 	"github.com/sweeperhq/sweeper/internal/pgtest"
 )
 
+// mustExec runs sql on s's pool or fails the test.
+func mustExec(t *testing.T, ctx context.Context, s *Store, sql string, args ...any) {
+	t.Helper()
+	if _, err := s.pool.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
 // seedConsolePlanData fills a fresh database with n deposits shaped like a
 // healthy production system: almost all swept, a few in each state an
 // operator looks for, ten currencies, a thousand users. One in a thousand is
@@ -21,21 +29,15 @@ import (
 // filter whose candidates forget that state fails the row check.
 func seedConsolePlanData(t *testing.T, ctx context.Context, s *Store, n int) {
 	t.Helper()
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := s.pool.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec(`INSERT INTO wallets (id, user_ref, reference_id, account_id)
+	mustExec(t, ctx, s, `INSERT INTO wallets (id, user_ref, reference_id, account_id)
 SELECT 'w-' || k, 'user-' || k, md5('w-' || k)::uuid, 'acc' FROM generate_series(0, 999) k`)
-	exec(`INSERT INTO deposits (id, account_id, wallet_id, currency, amount, status, upstream_status, skip_reason, received_at, final_at)
+	mustExec(t, ctx, s, `INSERT INTO deposits (id, account_id, wallet_id, currency, amount, status, upstream_status, skip_reason, received_at, final_at)
 SELECT 'dep-' || i, 'acc', 'w-' || (i % 1000), CASE WHEN i % 10 = 0 THEN 'USDT' ELSE 'USDC' END, 10 + i % 7,
        CASE i % 1000 WHEN 6 THEN 'pending' WHEN 7 THEN 'needs_review' WHEN 8 THEN 'failed' ELSE 'final' END,
        'Closed', CASE WHEN i % 1000 = 9 THEN 'currency not swept' END,
        now() - i * interval '1 second', now() - i * interval '1 second'
   FROM generate_series(1, $1) i`, n)
-	exec(`INSERT INTO sweeps (deposit_id, client_transaction_id, status, lease_token, account_id, from_wallet_id, currency,
+	mustExec(t, ctx, s, `INSERT INTO sweeps (deposit_id, client_transaction_id, status, lease_token, account_id, from_wallet_id, currency,
                     amount, to_currency, interlace_transfer_id, created_at, failed_at)
 SELECT 'dep-' || i, md5('dep-' || i)::uuid,
        CASE i % 1000 WHEN 1 THEN 'failed' WHEN 2 THEN 'held' WHEN 3 THEN 'unresolved' WHEN 4 THEN 'pending'
@@ -46,8 +48,8 @@ SELECT 'dep-' || i, md5('dep-' || i)::uuid,
        now() - i * interval '1 second', CASE WHEN i % 1000 = 1 THEN now() END
   FROM generate_series(1, $1) i WHERE i % 1000 NOT IN (6, 7, 8, 9, 10)`, n)
 	// The final deposits with no sweep wait for Interlace's record.
-	exec(`INSERT INTO deposit_confirmations (deposit_id) SELECT 'dep-' || i FROM generate_series(1, $1) i WHERE i % 1000 = 10`, n)
-	exec(`ANALYZE`)
+	mustExec(t, ctx, s, `INSERT INTO deposit_confirmations (deposit_id) SELECT 'dep-' || i FROM generate_series(1, $1) i WHERE i % 1000 = 10`, n)
+	mustExec(t, ctx, s, `ANALYZE`)
 }
 
 // TestConsoleQueryPlans checks that every page of the console's deposits list

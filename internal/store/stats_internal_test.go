@@ -12,9 +12,7 @@ import (
 func TestAnalyzeYoungSweeps(t *testing.T) {
 	ctx := context.Background()
 	s := New(pgtest.NewPool(t))
-	if _, err := s.pool.Exec(ctx, `ALTER TABLE sweeps SET (autovacuum_enabled = false)`); err != nil {
-		t.Fatal(err)
-	}
+	mustExec(t, ctx, s, `ALTER TABLE sweeps SET (autovacuum_enabled = false)`)
 	// insert writes n sweeps (and their deposits) on one connection and makes
 	// it report its statistics at once instead of within the next second.
 	next := 0
